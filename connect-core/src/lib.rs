@@ -18,6 +18,9 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backoff;
 pub mod duration;
+pub mod gateway;
 pub mod payload;
 pub mod wire;
+pub mod worker;

@@ -1,0 +1,1 @@
+//! The gateway side of the protocol (being built).
