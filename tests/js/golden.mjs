@@ -27,18 +27,23 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
-// The package's "exports" map does not expose these files, so load them by path.
+// The package's "exports" map does not expose these files, so load them by path. The wire library
+// is the copy the package itself resolves (hoisted into tests/js/node_modules by npm).
 const PROTO_DIR = new URL("./node_modules/inngest/proto/", import.meta.url);
-const pb = await import(new URL("src/components/connect/protobuf/connect.js", PROTO_DIR).href);
-const { Timestamp } = await import(new URL("google/protobuf/timestamp.js", PROTO_DIR).href);
-const { FeatureObservations } = await import(
-  new URL("src/components/sdkFeatureObservations/protobuf/feature_observations.js", PROTO_DIR).href
-);
-const SDK_VERSION = JSON.parse(
-  readFileSync(new URL("./node_modules/inngest/package.json", import.meta.url), "utf8"),
-).version;
+let pb, Timestamp, FeatureObservations, BinaryReader, BinaryWriter, SDK_VERSION;
+try {
+  pb = await import(new URL("src/components/connect/protobuf/connect.js", PROTO_DIR).href);
+  ({ Timestamp } = await import(new URL("google/protobuf/timestamp.js", PROTO_DIR).href));
+  ({ FeatureObservations } = await import(
+    new URL("src/components/sdkFeatureObservations/protobuf/feature_observations.js", PROTO_DIR).href
+  ));
+  ({ BinaryReader, BinaryWriter } = await import("@bufbuild/protobuf/wire"));
+  SDK_VERSION = JSON.parse(readFileSync(new URL("./node_modules/inngest/package.json", import.meta.url), "utf8")).version;
+} catch (err) {
+  console.error(`cannot load the inngest package (${err.message}).\nRun: npm ci --prefix tests/js`);
+  process.exit(2);
+}
 
 const DEFAULT_OUT = fileURLToPath(new URL("../golden/vectors.json", import.meta.url));
 
