@@ -463,8 +463,8 @@ mod feature_observations {
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct SendEventsConfig {
         #[prost(bool, tag = "1")]
-        pub has_event_key: bool,
+        pub event_key_configured: bool,
         #[prost(bool, tag = "2")]
-        pub has_event_api_origin_override: bool,
+        pub event_api_origin_override_configured: bool,
     }
 }
