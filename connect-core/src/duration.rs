@@ -23,7 +23,7 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationError> {
     if let Some(rest) = s.strip_prefix('+') {
         s = rest;
     } else if let Some(rest) = s.strip_prefix('-') {
-        if rest == "0" || rest.trim_start_matches(|c: char| c == '0' || c == '.').is_empty() {
+        if rest == "0" || rest.trim_start_matches(['0', '.']).is_empty() {
             return Ok(Duration::ZERO);
         }
         s = rest;

@@ -1,9 +1,9 @@
 //! The JSON carried inside frames, as serde types.
 //!
-//! - [`Capabilities`]: `WorkerConnectRequestData.capabilities`.
-//! - [`FunctionConfig`]: the array in `AppConfiguration.functions` (PROTOCOL.md 2.4).
-//! - [`RequestPayload`]: `GatewayExecutorRequestData.request_payload` (5.1).
-//! - [`Opcode`], [`ErrorBody`] and [`ReplyVerdict`]: the `SDKResponse` body and how
+//! - [`Capabilities`] is `WorkerConnectRequestData.capabilities`.
+//! - [`FunctionConfig`] is one entry of `AppConfiguration.functions` (PROTOCOL.md 2.4).
+//! - [`RequestPayload`] is `GatewayExecutorRequestData.request_payload` (5.1).
+//! - [`Opcode`], [`ErrorBody`] and [`ReplyVerdict`] are the `SDKResponse` body and how
 //!   the executor reads its status (5.2).
 //!
 //! Trace contexts are not here on purpose: they stay raw bytes and are echoed
