@@ -19,43 +19,7 @@
 //! - outputs: [`Worker::poll_output`] (one ordered queue) and
 //!   [`Worker::poll_timeout`] (the next deadline and its reason).
 //!
-//! # The run loop
-//!
-//! After each input, drain every output, then sleep until the deadline or
-//! the next IO event, whichever comes first. `handle_timeout` is harmless
-//! when called early or twice; time that goes backwards is clamped.
-//!
-//! ```no_run
-//! use std::time::{Instant, SystemTime};
-//! use connect_core::worker::{Durable, Output, Event, Worker, WorkerConfig};
-//!
-//! # fn run(functions: Vec<connect_core::payload::FunctionConfig>) -> Result<(), Box<dyn std::error::Error>> {
-//! let now = Instant::now();
-//! let config = WorkerConfig::new("my-app", functions, "host-1", SystemTime::now());
-//! let mut worker = Worker::new(config, Durable::default(), now)?;
-//! loop {
-//!     while let Some(output) = worker.poll_output() {
-//!         match output {
-//!             Output::Http { id, request } => { /* POST it; later: worker.handle_http_response(Instant::now(), id, result) */ }
-//!             Output::Connect { conn, url, subprotocol, timeout } => { /* dial; then handle_connected / handle_connect_failed */ }
-//!             Output::Send { conn, frame } => { /* write a binary message on conn */ }
-//!             Output::Close { conn, code, reason } => { /* close conn; never write to it again */ }
-//!             Output::Event(Event::Closed) => return Ok(()),
-//!             Output::Event(event) => { /* hand to the app: Invocation, LeaseLost, ... */ }
-//!         }
-//!     }
-//!     let deadline = worker.poll_timeout().map(|(at, _why)| at);
-//!     // Wait for IO (frames, closes, HTTP answers, app replies) until `deadline`,
-//!     // feed whatever happened with Instant::now(), e.g.
-//!     //   worker.handle_frame(Instant::now(), conn, bytes);
-//!     //   worker.reply(Instant::now(), &request_id, reply)?;
-//!     // and when the deadline passes:
-//!     worker.handle_timeout(Instant::now());
-//! }
-//! # }
-//! ```
-//!
-//! `examples/blocking_worker.rs` is a complete loop over a `TcpStream` with tungstenite.
+//! The run loop is in the [crate docs](crate#the-run-loop).
 //!
 //! # Guarantees the loop can rely on
 //!
