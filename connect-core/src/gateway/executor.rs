@@ -1,0 +1,639 @@
+//! The executor: events start runs, runs become requests routed to healthy
+//! worker connections with capacity, replies end attempts, failed attempts
+//! are retried. Sans-IO like the gateway: it reads [`Event`]s from the
+//! gateway and asks for forwards through [`ExecOutput`].
+//!
+//! Rules kept from Inngest (PROTOCOL.md 2.6, 2.10, 5.2):
+//! - a connection is routable when Ready and its last heartbeat (or READY)
+//!   is at most two heartbeat intervals old, serves the function's slug, and
+//!   its instance is under `max_worker_concurrency` leased requests;
+//! - a reply is read with [`ReplyVerdict`]; `no_retry` fails the run;
+//! - an attempt whose lease ran out fails with `connect_worker_stopped_responding`
+//!   and is retried like an error reply; a request never acked (its socket closed,
+//!   paused, or stayed silent) is routed again as the same attempt, up to three forwards.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::run::{Attempt, AttemptConn, ConnStatus, ConnectionInfo, Run, RunStatus};
+use super::token::{DEV_ACCOUNT_ID, DEV_ENV_ID};
+use super::{ConnId, Event, ForwardError, WorkerInfo};
+use crate::payload::{FunctionConfig, ReplyVerdict, STEP_ID};
+use crate::wire::GatewayExecutorRequestData;
+
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// The gateway's heartbeat interval: health is "a heartbeat within two of these".
+    pub heartbeat_interval: Duration,
+    /// Retries when a function does not say (Inngest's default is 3).
+    pub default_retries: u32,
+    /// Wait before a retry when the reply names no `retry_after`. Inngest backs
+    /// off for seconds to minutes; a dev server retries at once by default.
+    pub retry_delay: Duration,
+    /// Forwards of one attempt that may go unacked before the attempt fails.
+    pub max_forwards: u32,
+    pub seed: u64,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            heartbeat_interval: Duration::from_secs(10),
+            default_retries: 3,
+            retry_delay: Duration::ZERO,
+            max_forwards: 3,
+            seed: 0,
+        }
+    }
+}
+
+/// What the executor wants done, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecOutput {
+    /// Forward this request on `conn` (the gateway leases it). If that fails, call `forward_failed`.
+    Forward { conn: ConnId, request: Box<GatewayExecutorRequestData> },
+    /// A run changed in a way worth a log line or a waiter's wake-up.
+    Run(RunEvent),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEvent {
+    Started { run_id: String, event_id: String, function_id: String },
+    AttemptStarted { run_id: String, attempt: u32, conn: ConnId },
+    Retrying { run_id: String, attempt: u32, error: Value },
+    Ended { run_id: String, event_id: String, status: RunStatus },
+}
+
+/// A registered function and the app that serves it.
+#[derive(Clone, Debug)]
+struct Function {
+    app_name: String,
+    config: FunctionConfig,
+    uuid: String,
+    app_uuid: String,
+}
+
+/// The executor's view of one worker connection.
+#[derive(Debug)]
+struct Worker {
+    info: ConnectionInfo,
+    slugs: Vec<String>,
+    routable: bool,
+    last_heartbeat: Instant,
+    healthy: bool,
+}
+
+/// An attempt in flight: which run, where it went.
+#[derive(Debug)]
+struct InFlight {
+    run_id: String,
+    conn: ConnId,
+    instance_id: String,
+    forwards: u32,
+}
+
+#[derive(Debug)]
+struct EventRecord {
+    event: Value,
+    runs: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Executor {
+    config: ExecutorConfig,
+    anchor: (Instant, SystemTime),
+    rng: fastrand::Rng,
+    functions: HashMap<String, Function>,
+    workers: HashMap<ConnId, Worker>,
+    instance_load: HashMap<String, usize>,
+    runs: HashMap<String, Run>,
+    events: HashMap<String, EventRecord>,
+    requests: HashMap<String, InFlight>,
+    /// Runs waiting for a connection, oldest first, with the forwards already spent on their attempt.
+    queue: VecDeque<(String, u32)>,
+    retries: BTreeMap<(Instant, u64), String>,
+    seq: u64,
+    out: VecDeque<ExecOutput>,
+}
+
+impl Executor {
+    pub fn new(config: ExecutorConfig, now: Instant, wall: SystemTime) -> Self {
+        Executor {
+            rng: fastrand::Rng::with_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15),
+            config,
+            anchor: (now, wall),
+            functions: HashMap::new(),
+            workers: HashMap::new(),
+            instance_load: HashMap::new(),
+            runs: HashMap::new(),
+            events: HashMap::new(),
+            requests: HashMap::new(),
+            queue: VecDeque::new(),
+            retries: BTreeMap::new(),
+            seq: 0,
+            out: VecDeque::new(),
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn run(&self, run_id: &str) -> Option<&Run> {
+        self.runs.get(run_id)
+    }
+
+    /// The runs an event started, in start order (empty for an unknown event).
+    pub fn runs_for_event(&self, event_id: &str) -> Vec<&Run> {
+        let Some(rec) = self.events.get(event_id) else { return Vec::new() };
+        rec.runs.iter().filter_map(|r| self.runs.get(r)).collect()
+    }
+
+    pub fn event(&self, event_id: &str) -> Option<&Value> {
+        self.events.get(event_id).map(|e| &e.event)
+    }
+
+    /// Every connection seen, oldest first.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let mut all: Vec<ConnectionInfo> = self.workers.values().map(|w| w.info.clone()).collect();
+        all.sort_by_key(|c| c.conn);
+        all
+    }
+
+    /// Registered function slugs, sorted.
+    pub fn functions(&self) -> Vec<String> {
+        let mut f: Vec<String> = self.functions.keys().cloned().collect();
+        f.sort();
+        f
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    // ---- inputs ----
+
+    /// An event arrived (`POST /e/{key}`). Starts a run of every function it
+    /// triggers and returns the event's internal id.
+    pub fn send_event(&mut self, now: Instant, name: &str, data: Value, id: Option<String>, ts: Option<i64>) -> String {
+        let event_id = self.ulid(now);
+        let ts = ts.unwrap_or_else(|| self.wall_ms(now) as i64);
+        let event = json!({ "name": name, "data": data, "id": id.unwrap_or_else(|| event_id.clone()),
+                            "ts": ts, "user": {} });
+        let mut slugs: Vec<&String> = self
+            .functions
+            .iter()
+            .filter(|(_, f)| f.config.event_triggers().any(|t| trigger_matches(t, name)))
+            .map(|(slug, _)| slug)
+            .collect();
+        slugs.sort();
+        let slugs: Vec<String> = slugs.into_iter().cloned().collect();
+        let mut run_ids = Vec::with_capacity(slugs.len());
+        for slug in slugs {
+            let run_id = self.ulid(now);
+            let f = &self.functions[&slug];
+            let retries = f.config.retries().unwrap_or(self.config.default_retries);
+            let run = Run {
+                run_id,
+                event_id: event_id.clone(),
+                function_id: slug.clone(),
+                app_name: f.app_name.clone(),
+                status: RunStatus::Running,
+                output: None,
+                max_attempts: retries + 1,
+                attempts: Vec::new(),
+                run_started_at: self.wall_ms(now),
+                ended_at: None,
+            };
+            let run_id = run.run_id.clone();
+            self.out.push_back(ExecOutput::Run(RunEvent::Started {
+                run_id: run_id.clone(),
+                event_id: event_id.clone(),
+                function_id: slug,
+            }));
+            self.runs.insert(run_id.clone(), run);
+            self.queue.push_back((run_id.clone(), 0));
+            run_ids.push(run_id);
+        }
+        self.events.insert(event_id.clone(), EventRecord { event, runs: run_ids });
+        self.route(now);
+        event_id
+    }
+
+    /// Cancel a running run. Its in-flight attempt, if any, is left to finish and ignored.
+    pub fn cancel(&mut self, now: Instant, run_id: &str) -> bool {
+        let running = self.runs.get(run_id).is_some_and(|r| r.status == RunStatus::Running);
+        if running {
+            self.queue.retain(|(r, _)| r != run_id);
+            self.retries.retain(|_, r| r != run_id);
+            self.end_run(now, run_id, RunStatus::Cancelled, None);
+        }
+        running
+    }
+
+    /// Feed one gateway event.
+    pub fn handle_event(&mut self, now: Instant, event: &Event) {
+        match event {
+            Event::Connected { conn, worker } => self.on_connected(now, *conn, worker),
+            Event::Ready { conn } => {
+                if let Some(w) = self.workers.get_mut(conn) {
+                    w.routable = true;
+                    w.healthy = true;
+                    w.last_heartbeat = now;
+                    w.info.status = ConnStatus::Ready;
+                }
+                self.route(now);
+            }
+            Event::Heartbeat { conn, gap } => {
+                let late_after = self.config.heartbeat_interval.mul_f64(1.25);
+                if let Some(w) = self.workers.get_mut(conn) {
+                    w.last_heartbeat = now;
+                    w.healthy = true;
+                    w.info.heartbeats += 1;
+                    w.info.gaps.push(*gap);
+                    w.info.max_gap = w.info.max_gap.max(*gap);
+                    w.info.late += u64::from(*gap > late_after);
+                }
+                if !self.queue.is_empty() {
+                    self.route(now);
+                }
+            }
+            Event::RequestAcked { request_id, .. } => {
+                if let Some(attempt) = self.current_attempt_mut(request_id) {
+                    attempt.acked = true;
+                }
+            }
+            Event::LeaseExtended { .. } | Event::LeaseNacked { .. } => {}
+            Event::LeaseExpired { request_id, acked } => {
+                if *acked {
+                    let error = json!({ "name": "connect_worker_stopped_responding",
+                        "message": "the worker stopped extending the request's lease" });
+                    self.attempt_failed(now, request_id, error, "LeaseExpired", None);
+                } else {
+                    self.reroute(now, request_id);
+                }
+            }
+            Event::Replied { response, .. } => {
+                let verdict = ReplyVerdict::of(response);
+                self.on_reply(now, &response.request_id, verdict);
+            }
+            Event::Paused { conn, released } => {
+                self.set_status(*conn, ConnStatus::Paused);
+                self.reroute_all(now, released);
+            }
+            Event::Draining { conn } => self.set_status(*conn, ConnStatus::Draining),
+            Event::Disconnected { conn, disconnect, released } => {
+                self.set_status(*conn, ConnStatus::Disconnected);
+                if let Some(w) = self.workers.get_mut(conn) {
+                    w.info.disconnect_reason = Some(disconnect.reason.clone());
+                }
+                self.reroute_all(now, released);
+            }
+        }
+    }
+
+    /// The gateway refused a forward (the connection left Ready meanwhile): route it again.
+    pub fn forward_failed(&mut self, now: Instant, request_id: &str, _error: ForwardError) {
+        self.reroute(now, request_id);
+    }
+
+    /// Start the retries that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = false;
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let run_id = entry.remove();
+            self.queue.push_back((run_id, 0));
+            due = true;
+        }
+        if due {
+            self.route(now);
+        }
+    }
+
+    // ---- outputs ----
+
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<ExecOutput> {
+        self.out.pop_front()
+    }
+
+    /// The next retry deadline.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.retries.keys().next().map(|k| k.0)
+    }
+
+    // ---- internals ----
+
+    fn on_connected(&mut self, now: Instant, conn: ConnId, worker: &WorkerInfo) {
+        let mut slugs = Vec::new();
+        for app in &worker.apps {
+            for f in &app.functions {
+                let slug = f.routed_slug().unwrap_or_else(|| f.id.clone());
+                let function = Function {
+                    app_name: app.name.clone(),
+                    config: f.clone(),
+                    uuid: uuid_of(&format!("fn:{slug}")),
+                    app_uuid: uuid_of(&format!("app:{}", app.name)),
+                };
+                self.functions.insert(slug.clone(), function);
+                slugs.push(slug);
+            }
+        }
+        let info = ConnectionInfo {
+            conn,
+            connection_id: worker.connection_id.clone(),
+            instance_id: worker.instance_id.clone(),
+            group: worker.group.clone(),
+            apps: worker.apps.iter().map(|a| a.name.clone()).collect(),
+            sdk: format!("{}:{}", worker.sdk_language, worker.sdk_version),
+            status: ConnStatus::Connected,
+            max_worker_concurrency: worker.max_worker_concurrency,
+            in_flight: 0,
+            heartbeats: 0,
+            gaps: Vec::new(),
+            max_gap: Duration::ZERO,
+            late: 0,
+            marked_unhealthy: 0,
+            disconnect_reason: None,
+        };
+        let w = Worker { info, slugs, routable: false, last_heartbeat: now, healthy: true };
+        self.workers.insert(conn, w);
+    }
+
+    fn set_status(&mut self, conn: ConnId, status: ConnStatus) {
+        if let Some(w) = self.workers.get_mut(&conn) {
+            w.routable = false;
+            w.info.status = status;
+        }
+    }
+
+    fn on_reply(&mut self, now: Instant, request_id: &str, verdict: ReplyVerdict) {
+        match verdict {
+            ReplyVerdict::Completed(output) => {
+                if let Some(run_id) = self.finish_attempt(now, request_id, "Completed", None) {
+                    self.end_run(now, &run_id, RunStatus::Completed, Some(output));
+                }
+            }
+            ReplyVerdict::Failed(error) => {
+                if let Some(run_id) = self.finish_attempt(now, request_id, "Failed", Some(error.clone())) {
+                    self.end_run(now, &run_id, RunStatus::Failed, Some(error));
+                }
+            }
+            ReplyVerdict::Retry { error, retry_after } => {
+                let delay = retry_after.as_deref().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+                self.attempt_failed(now, request_id, error, "Error", delay);
+            }
+            ReplyVerdict::Steps(ops) => {
+                let names: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
+                let error = json!({ "name": "UnsupportedStep",
+                    "message": format!("connect-dev runs single-step functions; the reply asked for {names:?}") });
+                if let Some(run_id) = self.finish_attempt(now, request_id, "Failed", Some(error.clone())) {
+                    self.end_run(now, &run_id, RunStatus::Failed, Some(error));
+                }
+            }
+        }
+    }
+
+    /// An attempt failed: retry it if attempts are left, else fail the run.
+    fn attempt_failed(&mut self, now: Instant, request_id: &str, error: Value, outcome: &str, delay: Option<Duration>) {
+        let Some(run_id) = self.finish_attempt(now, request_id, outcome, Some(error.clone())) else { return };
+        let Some(run) = self.runs.get(&run_id) else { return };
+        let attempts = run.attempts.len() as u32;
+        if attempts >= run.max_attempts {
+            return self.end_run(now, &run_id, RunStatus::Failed, Some(error));
+        }
+        self.out.push_back(ExecOutput::Run(RunEvent::Retrying { run_id: run_id.clone(), attempt: attempts, error }));
+        let at = now + delay.unwrap_or(self.config.retry_delay);
+        if at <= now {
+            self.queue.push_back((run_id, 0));
+            self.route(now);
+        } else {
+            self.seq += 1;
+            self.retries.insert((at, self.seq), run_id);
+        }
+    }
+
+    /// Close the in-flight attempt of `request_id`; returns its run if the run still wants the result.
+    fn finish_attempt(&mut self, now: Instant, request_id: &str, outcome: &str, error: Option<Value>) -> Option<String> {
+        let flight = self.requests.remove(request_id)?;
+        self.unload(&flight);
+        let ended = self.wall_ms(now);
+        let run = self.runs.get_mut(&flight.run_id)?;
+        if run.status != RunStatus::Running {
+            return None;
+        }
+        let attempt = run.attempts.last_mut()?;
+        attempt.ended_at = Some(ended);
+        attempt.outcome = Some(outcome.to_owned());
+        attempt.error = error;
+        Some(flight.run_id)
+    }
+
+    fn end_run(&mut self, now: Instant, run_id: &str, status: RunStatus, output: Option<Value>) {
+        let ended = self.wall_ms(now);
+        let Some(run) = self.runs.get_mut(run_id) else { return };
+        run.status = status;
+        run.output = output;
+        run.ended_at = Some(ended);
+        let event_id = run.event_id.clone();
+        self.out.push_back(ExecOutput::Run(RunEvent::Ended { run_id: run_id.to_owned(), event_id, status }));
+    }
+
+    /// Route a never-acked request again as the same attempt, or fail the attempt after too many forwards.
+    fn reroute(&mut self, now: Instant, request_id: &str) {
+        let Some(flight) = self.requests.get(request_id) else { return };
+        if flight.forwards >= self.config.max_forwards {
+            let error = json!({ "name": "connect_worker_stopped_responding",
+                "message": format!("no worker acknowledged the request after {} forwards", flight.forwards) });
+            return self.attempt_failed(now, request_id, error, "LeaseExpired", None);
+        }
+        let Some(flight) = self.requests.remove(request_id) else { return };
+        self.unload(&flight);
+        let still_running = self.runs.get(&flight.run_id).is_some_and(|r| r.status == RunStatus::Running);
+        if still_running {
+            self.queue.push_front((flight.run_id, flight.forwards));
+            self.route(now);
+        }
+    }
+
+    fn reroute_all(&mut self, now: Instant, released: &[String]) {
+        for r in released {
+            self.reroute(now, r);
+        }
+        self.route(now);
+    }
+
+    fn unload(&mut self, flight: &InFlight) {
+        if let Some(n) = self.instance_load.get_mut(&flight.instance_id) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(w) = self.workers.get_mut(&flight.conn) {
+            w.info.in_flight = w.info.in_flight.saturating_sub(1);
+        }
+    }
+
+    fn current_attempt_mut(&mut self, request_id: &str) -> Option<&mut Attempt> {
+        let flight = self.requests.get(request_id)?;
+        self.runs.get_mut(&flight.run_id)?.attempts.last_mut()
+    }
+
+    /// Dispatch every queued run that has a routable connection now.
+    fn route(&mut self, now: Instant) {
+        let mut waiting = VecDeque::new();
+        while let Some((run_id, forwards)) = self.queue.pop_front() {
+            let Some(run) = self.runs.get(&run_id) else { continue };
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            let slug = run.function_id.clone();
+            match self.pick(now, &slug) {
+                Some(conn) => self.dispatch(now, run_id, forwards, conn),
+                None => waiting.push_back((run_id, forwards)),
+            }
+        }
+        self.queue = waiting;
+    }
+
+    /// The least loaded healthy connection serving `slug` whose instance has capacity; newest on ties.
+    fn pick(&mut self, now: Instant, slug: &str) -> Option<ConnId> {
+        let stale_after = self.config.heartbeat_interval * 2;
+        let mut best: Option<(usize, ConnId)> = None;
+        for (id, w) in self.workers.iter_mut() {
+            if !w.routable || !w.slugs.iter().any(|s| s == slug) {
+                continue;
+            }
+            if now.saturating_duration_since(w.last_heartbeat) > stale_after {
+                if w.healthy {
+                    w.healthy = false;
+                    w.info.marked_unhealthy += 1;
+                }
+                continue;
+            }
+            if let Some(limit) = w.info.max_worker_concurrency {
+                let load = self.instance_load.get(&w.info.instance_id).copied().unwrap_or(0);
+                if load as u64 >= limit {
+                    continue;
+                }
+            }
+            let better = match best {
+                None => true,
+                Some((load, bid)) => w.info.in_flight < load || (w.info.in_flight == load && *id > bid),
+            };
+            if better {
+                best = Some((w.info.in_flight, *id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    fn dispatch(&mut self, now: Instant, run_id: String, forwards: u32, conn: ConnId) {
+        let started = self.wall_ms(now);
+        let Some(w) = self.workers.get_mut(&conn) else { return };
+        w.info.in_flight += 1;
+        let instance_id = w.info.instance_id.clone();
+        let attempt_conn =
+            AttemptConn { conn, connection_id: w.info.connection_id.clone(), instance_id: instance_id.clone() };
+        *self.instance_load.entry(instance_id.clone()).or_default() += 1;
+        let fresh_id = self.ulid(now);
+        let Some(run) = self.runs.get_mut(&run_id) else { return };
+        // A re-routed attempt keeps its request id and its record of earlier forwards.
+        let rerouted = run.attempts.last_mut().filter(|a| forwards > 0 && a.outcome.is_none());
+        let (attempt_no, request_id) = match rerouted {
+            Some(a) => {
+                a.connections.push(attempt_conn);
+                (a.attempt, a.request_id.clone())
+            }
+            None => {
+                let attempt_no = run.attempts.len() as u32;
+                run.attempts.push(Attempt {
+                    attempt: attempt_no,
+                    request_id: fresh_id.clone(),
+                    connections: vec![attempt_conn],
+                    acked: false,
+                    started_at: started,
+                    ended_at: None,
+                    outcome: None,
+                    error: None,
+                });
+                (attempt_no, fresh_id)
+            }
+        };
+        let request = self.build_request(&run_id, &request_id, attempt_no);
+        let flight = InFlight { run_id: run_id.clone(), conn, instance_id, forwards: forwards + 1 };
+        self.requests.insert(request_id, flight);
+        self.out.push_back(ExecOutput::Run(RunEvent::AttemptStarted { run_id, attempt: attempt_no, conn }));
+        if let Some(request) = request {
+            self.out.push_back(ExecOutput::Forward { conn, request: Box::new(request) });
+        }
+    }
+
+    fn build_request(&mut self, run_id: &str, request_id: &str, attempt: u32) -> Option<GatewayExecutorRequestData> {
+        let run = self.runs.get(run_id)?;
+        let f = self.functions.get(&run.function_id)?;
+        let event = self.events.get(&run.event_id).map(|e| e.event.clone()).unwrap_or(Value::Null);
+        let job_id = format!("{run_id}-{attempt}");
+        // serde_json's map keeps keys sorted, which is the canonical (JCS) order Inngest sends.
+        let payload = json!({
+            "event": event, "events": [event], "steps": {}, "version": -1, "use_api": false,
+            "ctx": { "fn_id": f.uuid, "run_id": run_id, "env": "", "step_id": STEP_ID, "attempt": attempt,
+                     "max_attempts": run.max_attempts, "stack": { "stack": [], "current": 0 },
+                     "request_id": request_id, "job_id": job_id,
+                     "disable_immediate_execution": false, "use_api": false },
+        });
+        let trace = format!("00-{:032x}-{:016x}-01", self.rng.u128(..), self.rng.u64(..));
+        let system_trace_ctx = serde_json::to_vec(&json!({ "traceparent": trace })).unwrap_or_default();
+        let user_trace_ctx = serde_json::to_vec(&json!({ "traceparent": trace,
+            "tracestate": format!("inngest@app={},inngest@fn={}", f.app_uuid, f.uuid) }))
+        .unwrap_or_default();
+        Some(GatewayExecutorRequestData {
+            request_id: request_id.to_owned(),
+            account_id: DEV_ACCOUNT_ID.into(),
+            env_id: DEV_ENV_ID.into(),
+            app_id: f.app_uuid.clone(),
+            app_name: f.app_name.clone(),
+            function_id: f.uuid.clone(),
+            function_slug: run.function_id.clone(),
+            step_id: Some(STEP_ID.into()),
+            request_payload: Bytes::from(serde_json::to_vec(&payload).unwrap_or_default()),
+            system_trace_ctx: Bytes::from(system_trace_ctx),
+            user_trace_ctx: Bytes::from(user_trace_ctx),
+            run_id: run_id.to_owned(),
+            lease_id: String::new(),
+            job_id,
+        })
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let wall = self.anchor.1 + now.saturating_duration_since(self.anchor.0);
+        wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+
+    fn ulid(&mut self, now: Instant) -> String {
+        ulid::Ulid::from_parts(self.wall_ms(now), self.rng.u128(..)).to_string()
+    }
+}
+
+/// Exact names, plus a trailing `*` wildcard (`app/*`) as Inngest allows.
+fn trigger_matches(trigger: &str, name: &str) -> bool {
+    match trigger.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => trigger == name,
+    }
+}
+
+/// A stable UUID-shaped id for a name (Inngest gives apps and functions UUIDs).
+fn uuid_of(name: &str) -> String {
+    let h = Sha256::digest(name.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let x = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+}

@@ -1,0 +1,113 @@
+//! What the executor reports: runs with their attempts, and worker connections
+//! with their heartbeat record. Serialized as the dev server's REST answers.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::ConnId;
+
+/// Inngest's run statuses as its REST API spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum RunStatus {
+    /// Queued, in flight, or waiting for a retry.
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_end(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+/// One function run started by an event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    pub run_id: String,
+    /// The internal id of the event that started it (as `POST /e/{key}` returned it).
+    pub event_id: String,
+    /// The function's slug (`<app id>-<function id>` for the JS SDK).
+    pub function_id: String,
+    pub app_name: String,
+    pub status: RunStatus,
+    /// The return value when Completed, the last error when Failed.
+    pub output: Option<Value>,
+    /// Attempts allowed: the function's retries plus one.
+    pub max_attempts: u32,
+    pub attempts: Vec<Attempt>,
+    /// Milliseconds since the Unix epoch.
+    pub run_started_at: u64,
+    pub ended_at: Option<u64>,
+}
+
+/// One attempt of a run, and which worker connection ran it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Zero-based, as `ctx.attempt` in the request payload.
+    pub attempt: u32,
+    pub request_id: String,
+    /// The connections the attempt was forwarded to (more than one if it was re-routed before an ack).
+    pub connections: Vec<AttemptConn>,
+    pub acked: bool,
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+    /// `Completed`, `Failed`, `Error` (retried), `LeaseExpired` (`connect_worker_stopped_responding`), `Cancelled`.
+    pub outcome: Option<String>,
+    pub error: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttemptConn {
+    pub conn: ConnId,
+    /// The worker's connection id (from the start call).
+    pub connection_id: String,
+    pub instance_id: String,
+}
+
+/// Where a connection is, from the executor's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ConnStatus {
+    /// READY sent, waiting for WORKER_READY.
+    Connected,
+    Ready,
+    Paused,
+    Draining,
+    Disconnected,
+}
+
+/// A worker connection as the dev server saw it, kept after it closes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConnectionInfo {
+    pub conn: ConnId,
+    pub connection_id: String,
+    pub instance_id: String,
+    pub group: String,
+    pub apps: Vec<String>,
+    pub sdk: String,
+    pub status: ConnStatus,
+    pub max_worker_concurrency: Option<u64>,
+    pub in_flight: usize,
+    pub heartbeats: u64,
+    /// Every heartbeat gap, in order (the first measured from READY).
+    #[serde(serialize_with = "ser_gaps")]
+    pub gaps: Vec<Duration>,
+    #[serde(serialize_with = "ser_ms")]
+    pub max_gap: Duration,
+    /// Gaps over 1.25 x the heartbeat interval.
+    pub late: u64,
+    /// Times the router found this connection's last heartbeat older than two intervals.
+    pub marked_unhealthy: u64,
+    pub disconnect_reason: Option<String>,
+}
+
+fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+fn ser_gaps<S: serde::Serializer>(gaps: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(gaps.iter().map(|d| d.as_secs_f64() * 1000.0))
+}

@@ -1,0 +1,376 @@
+//! `connect-dev`: a local Inngest Connect gateway and executor, the embedded
+//! default for development, tests, demos and benchmarks.
+//!
+//! It speaks Inngest's protocol closely enough that the Inngest JS SDK worker
+//! connects to it unchanged: `POST /v0/connect/start` and `/v0/connect/flush`
+//! and the event and run APIs on the API address, the WebSocket gateway on the
+//! gateway address. The protocol logic is `connect_core::gateway` (sans-IO);
+//! this crate is its tokio shell. All state is in memory and gone on exit.
+//!
+//! [`DevServer::spawn`] runs one on its own thread with its own tokio runtime,
+//! so callers need no runtime (and a busy caller runtime cannot delay its
+//! heartbeat answers):
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! let dev = connect_dev::DevServer::spawn(connect_dev::DevConfig {
+//!     heartbeat_interval: Duration::from_millis(250),
+//!     ..connect_dev::DevConfig::ephemeral()
+//! })?;
+//! // point a worker at dev.api_url() (and optionally dev.gateway_url()), then:
+//! dev.wait_for_function("my-app-hello", Duration::from_secs(10))?;
+//! let event_id = dev.send_event("demo/hello", serde_json::json!({"name": "Ada"}))?;
+//! let run = dev.wait_for_run_end(&event_id, Duration::from_secs(10))?;
+//! println!("{:?} {:?}", run.status, run.output);
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod core;
+mod ws;
+
+use std::net::SocketAddr;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use connect_core::auth::SigningKey;
+use connect_core::gateway::GatewayConfig;
+use connect_core::gateway::executor::ExecutorConfig;
+pub use connect_core::gateway::run::{Attempt, AttemptConn, ConnStatus, ConnectionInfo, Run, RunStatus};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::{Cmd, EventIn, Reply};
+
+/// How a dev server is set up. `Default` is the binary's: Inngest's dev ports and intervals.
+#[derive(Clone, Debug)]
+pub struct DevConfig {
+    /// Start/flush, events, runs. Default `127.0.0.1:8288`.
+    pub api_listen: SocketAddr,
+    /// The WebSocket gateway. Default `127.0.0.1:8289`.
+    pub gateway_listen: SocketAddr,
+    /// Sent in READY. Default 10 s.
+    pub heartbeat_interval: Duration,
+    /// Sent in READY. Default 30 s.
+    pub extend_lease_interval: Duration,
+    /// `None`: 4 x `extend_lease_interval`, as Inngest (2 min for 30 s).
+    pub lease_duration: Option<Duration>,
+    /// Time a worker has to close after GATEWAY_CLOSING. Default 25 s.
+    pub drain_timeout: Duration,
+    /// Time a socket has to send WORKER_CONNECT. Default 5 s.
+    pub hello_timeout: Duration,
+    /// With a key, start and flush calls must bring its hashed form (401 otherwise). Default: none (dev mode).
+    pub signing_key: Option<SigningKey>,
+    /// Retries for functions that do not set them. Default 3, as Inngest.
+    pub default_retries: u32,
+    /// Delay before a retry. Default 0: retries start at once.
+    pub retry_delay: Duration,
+    /// Seeds ids and lease ids. Default: from the clock.
+    pub seed: Option<u64>,
+}
+
+impl Default for DevConfig {
+    fn default() -> Self {
+        DevConfig {
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8288)),
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 8289)),
+            heartbeat_interval: Duration::from_secs(10),
+            extend_lease_interval: Duration::from_secs(30),
+            lease_duration: None,
+            drain_timeout: Duration::from_secs(25),
+            hello_timeout: Duration::from_secs(5),
+            signing_key: None,
+            default_retries: 3,
+            retry_delay: Duration::ZERO,
+            seed: None,
+        }
+    }
+}
+
+impl DevConfig {
+    /// Defaults on ephemeral loopback ports: for tests and examples.
+    pub fn ephemeral() -> Self {
+        DevConfig {
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            gateway_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..DevConfig::default()
+        }
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id())
+        })
+    }
+
+    pub(crate) fn gateway_config(&self) -> GatewayConfig {
+        GatewayConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            extend_lease_interval: self.extend_lease_interval,
+            lease_duration: self.lease_duration,
+            drain_timeout: self.drain_timeout,
+            hello_timeout: self.hello_timeout,
+            signing_key: self.signing_key.as_ref().map(|k| k.hashed().clone()),
+            seed: self.seed(),
+            ..GatewayConfig::default()
+        }
+    }
+
+    pub(crate) fn executor_config(&self) -> ExecutorConfig {
+        ExecutorConfig {
+            default_retries: self.default_retries,
+            retry_delay: self.retry_delay,
+            seed: self.seed(),
+            ..ExecutorConfig::default()
+        }
+    }
+}
+
+/// What went wrong talking to a dev server.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("could not start the dev server: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the dev server has shut down")]
+    ShutDown,
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+    #[error("event {0} started no runs (is a worker serving a function it triggers?)")]
+    NoRuns(String),
+}
+
+/// A running dev server. Dropping it shuts it down.
+#[derive(Debug)]
+pub struct DevServer {
+    api_addr: SocketAddr,
+    gateway_addr: SocketAddr,
+    client: DevClient,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle with async methods (runtime-agnostic), for callers inside an async runtime.
+#[derive(Clone, Debug)]
+pub struct DevClient {
+    core: mpsc::UnboundedSender<Cmd>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+/// How long a blocking call without its own timeout waits for the server to answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl DevServer {
+    /// Bind both listeners and start the server on its own thread. Errors if a port is taken.
+    pub fn spawn(config: DevConfig) -> Result<DevServer, DevError> {
+        let api = std::net::TcpListener::bind(config.api_listen)?;
+        let gateway = std::net::TcpListener::bind(config.gateway_listen)?;
+        api.set_nonblocking(true)?;
+        gateway.set_nonblocking(true)?;
+        let (api_addr, gateway_addr) = (api.local_addr()?, gateway.local_addr()?);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let server = core::new_server(&config);
+        let max_frame = server.gateway().config().max_frame;
+        let core_tx = tx.clone();
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+        let thread = std::thread::Builder::new().name("connect-dev".into()).spawn(move || {
+            let _guard = tracing::dispatcher::set_default(&dispatch);
+            runtime.block_on(async move {
+                let api = tokio::net::TcpListener::from_std(api).expect("api listener");
+                let gateway = tokio::net::TcpListener::from_std(gateway).expect("gateway listener");
+                tokio::spawn(ws::serve(gateway, core_tx.clone(), max_frame));
+                tokio::spawn(api::serve(api, api::Api { core: core_tx, gateway_addr }));
+                core::run(server, rx).await;
+            });
+        })?;
+        tracing::info!(api = %api_addr, gateway = %gateway_addr, "connect-dev listening");
+        Ok(DevServer { api_addr, gateway_addr, client: DevClient { core: tx }, thread: Some(thread) })
+    }
+
+    /// `http://127.0.0.1:PORT`: what workers use as their API base URL.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v0/connect` (the start call also returns it).
+    pub fn gateway_url(&self) -> String {
+        format!("ws://{}/v0/connect", self.gateway_addr)
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// An async handle to the same server.
+    pub fn client(&self) -> DevClient {
+        self.client.clone()
+    }
+
+    /// Send an event, as `POST /e/{key}` does. Returns its id.
+    pub fn send_event(&self, name: &str, data: Value) -> Result<String, DevError> {
+        let events = vec![EventIn { name: name.to_owned(), data, id: None, ts: None }];
+        let mut ids = self.block(ANSWER_TIMEOUT, "event ids", |reply| Cmd::Events { events, reply })?;
+        ids.pop().ok_or(DevError::ShutDown)
+    }
+
+    pub fn run(&self, run_id: &str) -> Result<Option<Run>, DevError> {
+        let id = run_id.to_owned();
+        self.block(ANSWER_TIMEOUT, "a run", move |reply| Cmd::Query(Box::new(move |s| reply(s.run(&id).cloned()))))
+    }
+
+    pub fn runs_for_event(&self, event_id: &str) -> Result<Vec<Run>, DevError> {
+        let id = event_id.to_owned();
+        self.block(ANSWER_TIMEOUT, "runs", move |reply| {
+            Cmd::Query(Box::new(move |s| reply(s.runs_for_event(&id).into_iter().cloned().collect())))
+        })
+    }
+
+    /// Block until the run (a run id) or the runs of an event (an event id) have ended; returns the (first) run.
+    pub fn wait_for_run_end(&self, id: &str, timeout: Duration) -> Result<Run, DevError> {
+        let mut runs = self.wait_for_runs_end(id, timeout)?;
+        if runs.is_empty() {
+            return Err(DevError::NoRuns(id.to_owned()));
+        }
+        Ok(runs.swap_remove(0))
+    }
+
+    /// Block until every run of an event (or the one run) has ended.
+    pub fn wait_for_runs_end(&self, id: &str, timeout: Duration) -> Result<Vec<Run>, DevError> {
+        let deadline = Instant::now() + timeout;
+        let what = format!("the end of {id}");
+        let id = id.to_owned();
+        self.block(timeout, &what, move |reply| Cmd::Wait(core::run_end_waiter(id, deadline, reply)))
+    }
+
+    /// Block until a Ready connection serves `function` (a slug, e.g. `my-app-hello`).
+    pub fn wait_for_function(&self, function: &str, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
+        let deadline = Instant::now() + timeout;
+        let f = Some(function.to_owned());
+        self.block(timeout, &format!("function {function}"), move |reply| {
+            Cmd::Wait(core::ready_waiter(1, f, deadline, reply))
+        })
+    }
+
+    /// Block until `n` connections are Ready.
+    pub fn wait_for_connections(&self, n: usize, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
+        let deadline = Instant::now() + timeout;
+        self.block(timeout, &format!("{n} ready connections"), move |reply| {
+            Cmd::Wait(core::ready_waiter(n, None, deadline, reply))
+        })
+    }
+
+    /// Every connection seen, oldest first, with its heartbeat record.
+    pub fn connections(&self) -> Result<Vec<ConnectionInfo>, DevError> {
+        self.block(ANSWER_TIMEOUT, "connections", |reply| Cmd::Query(Box::new(move |s| reply(s.connections()))))
+    }
+
+    /// Registered function slugs.
+    pub fn functions(&self) -> Result<Vec<String>, DevError> {
+        self.block(ANSWER_TIMEOUT, "functions", |reply| {
+            Cmd::Query(Box::new(move |s| reply(s.executor().functions())))
+        })
+    }
+
+    /// GATEWAY_CLOSING on every connection, 1001 after the drain timeout; new
+    /// connections join a fresh gateway group. Returns how many were drained.
+    pub fn drain(&self) -> Result<usize, DevError> {
+        self.block(ANSWER_TIMEOUT, "drain", |reply| Cmd::Drain { reply })
+    }
+
+    pub fn cancel(&self, run_id: &str) -> Result<bool, DevError> {
+        let run_id = run_id.to_owned();
+        self.block(ANSWER_TIMEOUT, "cancel", |reply| Cmd::Cancel { run_id, reply })
+    }
+
+    /// Close every connection (1001 `connect_gateway_closing`) and stop the server thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else { return };
+        let _ = self.block(Duration::from_secs(5), "shutdown", |reply| Cmd::Shutdown { reply });
+        // Let the sockets' tasks send their close frames before the runtime goes away.
+        std::thread::sleep(Duration::from_millis(50));
+        let _ = thread.join(); // `core::run` has returned, so the runtime is winding down.
+    }
+
+    fn block<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+    ) -> Result<T, DevError> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.client.core.send(make(Box::new(move |v| drop(tx.send(v))))).map_err(|_| DevError::ShutDown)?;
+        match rx.recv_timeout(timeout) {
+            Ok(v) => Ok(v),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Err(DevError::Timeout(timeout, what.to_owned())),
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                // A waiter dropped at its deadline also lands here.
+                Err(DevError::Timeout(timeout, what.to_owned()))
+            }
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl DevClient {
+    pub async fn send_event(&self, name: &str, data: Value) -> Result<String, DevError> {
+        let events = vec![EventIn { name: name.to_owned(), data, id: None, ts: None }];
+        self.ask(|reply| Cmd::Events { events, reply }).await?.pop().ok_or(DevError::ShutDown)
+    }
+
+    pub async fn run(&self, run_id: &str) -> Result<Option<Run>, DevError> {
+        let id = run_id.to_owned();
+        self.ask(move |reply| Cmd::Query(Box::new(move |s| reply(s.run(&id).cloned())))).await
+    }
+
+    pub async fn wait_for_run_end(&self, id: &str, timeout: Duration) -> Result<Run, DevError> {
+        let deadline = Instant::now() + timeout;
+        let key = id.to_owned();
+        let runs = self.ask(move |reply| Cmd::Wait(core::run_end_waiter(key, deadline, reply))).await;
+        match runs {
+            Ok(mut runs) if !runs.is_empty() => Ok(runs.swap_remove(0)),
+            Ok(_) => Err(DevError::NoRuns(id.to_owned())),
+            Err(_) => Err(DevError::Timeout(timeout, format!("the end of {id}"))),
+        }
+    }
+
+    pub async fn wait_for_function(&self, function: &str, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
+        let deadline = Instant::now() + timeout;
+        let f = Some(function.to_owned());
+        self.ask(move |reply| Cmd::Wait(core::ready_waiter(1, f, deadline, reply)))
+            .await
+            .map_err(|_| DevError::Timeout(timeout, format!("function {function}")))
+    }
+
+    pub async fn connections(&self) -> Result<Vec<ConnectionInfo>, DevError> {
+        self.ask(|reply| Cmd::Query(Box::new(move |s| reply(s.connections())))).await
+    }
+
+    pub async fn drain(&self) -> Result<usize, DevError> {
+        self.ask(|reply| Cmd::Drain { reply }).await
+    }
+
+    async fn ask<T: Send + 'static>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, DevError> {
+        let (tx, rx) = oneshot::channel();
+        self.core.send(make(Box::new(move |v| drop(tx.send(v))))).map_err(|_| DevError::ShutDown)?;
+        rx.await.map_err(|_| DevError::ShutDown)
+    }
+}
