@@ -45,7 +45,9 @@ pub(crate) async fn serve(listener: TcpListener, api: Api) {
                 let api = api.clone();
                 async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -134,7 +136,9 @@ impl Api {
                 Ok(e) => vec![e],
                 Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid event: {e}")),
             },
-            Ok(_) => return error(StatusCode::BAD_REQUEST, "body must be an event object or an array of events"),
+            Ok(_) => {
+                return error(StatusCode::BAD_REQUEST, "body must be an event object or an array of events");
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
         };
         if events.iter().any(|e| e.name.is_empty()) {
@@ -186,7 +190,9 @@ fn proto_or_error(r: Option<Result<Bytes, HttpError>>) -> Resp {
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(bytes))
             .unwrap_or_default(),
-        Some(Err(e)) => json_resp(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.to_json()),
+        Some(Err(e)) => {
+            json_resp(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), e.to_json())
+        }
         None => unavailable(),
     }
 }

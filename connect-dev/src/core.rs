@@ -45,18 +45,48 @@ pub(crate) struct Waiter {
 }
 
 pub(crate) enum Cmd {
-    Accept { writer: mpsc::UnboundedSender<WsOut>, reply: Reply<ConnId> },
-    Frame { conn: ConnId, frame: Bytes },
-    TooLarge { conn: ConnId },
-    Closed { conn: ConnId, close: Option<CloseFrame> },
-    Start { auth: Option<String>, body: Bytes, endpoint: String, reply: Reply<Result<StartResponse, HttpError>> },
-    Flush { auth: Option<String>, body: Bytes, reply: Reply<Result<FlushResponse, HttpError>> },
-    Events { events: Vec<EventIn>, reply: Reply<Vec<String>> },
+    Accept {
+        writer: mpsc::UnboundedSender<WsOut>,
+        reply: Reply<ConnId>,
+    },
+    Frame {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    TooLarge {
+        conn: ConnId,
+    },
+    Closed {
+        conn: ConnId,
+        close: Option<CloseFrame>,
+    },
+    Start {
+        auth: Option<String>,
+        body: Bytes,
+        endpoint: String,
+        reply: Reply<Result<StartResponse, HttpError>>,
+    },
+    Flush {
+        auth: Option<String>,
+        body: Bytes,
+        reply: Reply<Result<FlushResponse, HttpError>>,
+    },
+    Events {
+        events: Vec<EventIn>,
+        reply: Reply<Vec<String>>,
+    },
     Query(Box<dyn FnOnce(&Server) + Send>),
-    Cancel { run_id: String, reply: Reply<bool> },
-    Drain { reply: Reply<usize> },
+    Cancel {
+        run_id: String,
+        reply: Reply<bool>,
+    },
+    Drain {
+        reply: Reply<usize>,
+    },
     Wait(Waiter),
-    Shutdown { reply: Reply<()> },
+    Shutdown {
+        reply: Reply<()>,
+    },
 }
 
 pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>) {
@@ -88,17 +118,25 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                 Cmd::Start { auth, body, endpoint, reply } => {
                     reply(server.handle_start(Instant::now(), auth.as_deref(), body, endpoint))
                 }
-                Cmd::Flush { auth, body, reply } => reply(server.handle_flush(Instant::now(), auth.as_deref(), body)),
+                Cmd::Flush { auth, body, reply } => {
+                    reply(server.handle_flush(Instant::now(), auth.as_deref(), body))
+                }
                 Cmd::Events { events, reply } => {
                     let now = Instant::now();
-                    let ids = events.into_iter().map(|e| server.send_event(now, &e.name, e.data, e.id, e.ts)).collect();
+                    let ids = events
+                        .into_iter()
+                        .map(|e| server.send_event(now, &e.name, e.data, e.id, e.ts))
+                        .collect();
                     reply(ids)
                 }
                 Cmd::Query(f) => f(&server),
                 Cmd::Cancel { run_id, reply } => reply(server.cancel(Instant::now(), &run_id)),
                 Cmd::Drain { reply } => {
                     let n = server.drain(Instant::now());
-                    tracing::info!(connections = n, "drain: GATEWAY_CLOSING sent, new connections join a fresh gateway group");
+                    tracing::info!(
+                        connections = n,
+                        "drain: GATEWAY_CLOSING sent, new connections join a fresh gateway group"
+                    );
                     reply(n)
                 }
                 Cmd::Wait(w) => waiters.push(w),
@@ -190,11 +228,15 @@ fn log_run(server: &Server, event: &RunEvent) {
             let attempts = run.map_or(0, |r| r.attempts.len());
             match status {
                 RunStatus::Completed => tracing::info!(%run_id, function, attempts, "run: Completed"),
-                _ => tracing::warn!(%run_id, function, attempts, output = ?run.and_then(|r| r.output.as_ref()),
-                    "run: {status:?}"),
+                _ => {
+                    tracing::warn!(%run_id, function, attempts, output = ?run.and_then(|r| r.output.as_ref()),
+                    "run: {status:?}")
+                }
             }
         }
-        RunEvent::Retrying { run_id, attempt, error } => tracing::info!(%run_id, attempt, %error, "run: retrying"),
+        RunEvent::Retrying { run_id, attempt, error } => {
+            tracing::info!(%run_id, attempt, %error, "run: retrying")
+        }
         _ => tracing::debug!(?event, "run event"),
     }
 }
@@ -221,23 +263,36 @@ pub(crate) fn run_end_waiter(id: String, deadline: Instant, reply: Reply<Vec<Run
     }
 }
 
-/// A waiter that replies once `n` connections are Ready (optionally: serving `function`).
-pub(crate) fn ready_waiter(n: usize, function: Option<String>, deadline: Instant, reply: Reply<Vec<ConnectionInfo>>) -> Waiter {
+/// A waiter that replies with every connection seen once `pred` holds for them.
+pub(crate) fn connections_waiter(
+    mut pred: impl FnMut(&Server, &[ConnectionInfo]) -> bool + Send + 'static,
+    deadline: Instant,
+    reply: Reply<Vec<ConnectionInfo>>,
+) -> Waiter {
     let mut reply = Some(reply);
     Waiter {
         deadline,
         check: Box::new(move |server: &Server| {
-            let ready: Vec<ConnectionInfo> =
-                server.connections().into_iter().filter(|c| c.status == ConnStatus::Ready).collect();
-            let serves = function.as_ref().is_none_or(|f| server.executor().functions().contains(f));
-            if ready.len() >= n && serves {
+            let conns = server.connections();
+            if pred(server, &conns) {
                 if let Some(reply) = reply.take() {
-                    reply(ready);
+                    reply(conns);
                 }
                 return true;
             }
             false
         }),
+    }
+}
+
+/// `n` Ready connections, and (if named) a registered `function`.
+pub(crate) fn ready(
+    n: usize,
+    function: Option<String>,
+) -> impl FnMut(&Server, &[ConnectionInfo]) -> bool + Send {
+    move |server, conns| {
+        conns.iter().filter(|c| c.status == ConnStatus::Ready).count() >= n
+            && function.as_ref().is_none_or(|f| server.executor().functions().contains(f))
     }
 }
 

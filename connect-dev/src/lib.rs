@@ -225,7 +225,9 @@ impl DevServer {
 
     pub fn run(&self, run_id: &str) -> Result<Option<Run>, DevError> {
         let id = run_id.to_owned();
-        self.block(ANSWER_TIMEOUT, "a run", move |reply| Cmd::Query(Box::new(move |s| reply(s.run(&id).cloned()))))
+        self.block(ANSWER_TIMEOUT, "a run", move |reply| {
+            Cmd::Query(Box::new(move |s| reply(s.run(&id).cloned())))
+        })
     }
 
     pub fn runs_for_event(&self, event_id: &str) -> Result<Vec<Run>, DevError> {
@@ -253,11 +255,15 @@ impl DevServer {
     }
 
     /// Block until a Ready connection serves `function` (a slug, e.g. `my-app-hello`).
-    pub fn wait_for_function(&self, function: &str, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
+    pub fn wait_for_function(
+        &self,
+        function: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ConnectionInfo>, DevError> {
         let deadline = Instant::now() + timeout;
         let f = Some(function.to_owned());
         self.block(timeout, &format!("function {function}"), move |reply| {
-            Cmd::Wait(core::ready_waiter(1, f, deadline, reply))
+            Cmd::Wait(core::connections_waiter(core::ready(1, f), deadline, reply))
         })
     }
 
@@ -265,13 +271,27 @@ impl DevServer {
     pub fn wait_for_connections(&self, n: usize, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
         let deadline = Instant::now() + timeout;
         self.block(timeout, &format!("{n} ready connections"), move |reply| {
-            Cmd::Wait(core::ready_waiter(n, None, deadline, reply))
+            Cmd::Wait(core::connections_waiter(core::ready(n, None), deadline, reply))
+        })
+    }
+
+    /// Block until `pred` holds for the connections seen (all of them, oldest first); returns them.
+    pub fn wait_for_connections_where(
+        &self,
+        mut pred: impl FnMut(&[ConnectionInfo]) -> bool + Send + 'static,
+        timeout: Duration,
+    ) -> Result<Vec<ConnectionInfo>, DevError> {
+        let deadline = Instant::now() + timeout;
+        self.block(timeout, "a connection condition", move |reply| {
+            Cmd::Wait(core::connections_waiter(move |_, c| pred(c), deadline, reply))
         })
     }
 
     /// Every connection seen, oldest first, with its heartbeat record.
     pub fn connections(&self) -> Result<Vec<ConnectionInfo>, DevError> {
-        self.block(ANSWER_TIMEOUT, "connections", |reply| Cmd::Query(Box::new(move |s| reply(s.connections()))))
+        self.block(ANSWER_TIMEOUT, "connections", |reply| {
+            Cmd::Query(Box::new(move |s| reply(s.connections())))
+        })
     }
 
     /// Registered function slugs.
@@ -352,10 +372,14 @@ impl DevClient {
         }
     }
 
-    pub async fn wait_for_function(&self, function: &str, timeout: Duration) -> Result<Vec<ConnectionInfo>, DevError> {
+    pub async fn wait_for_function(
+        &self,
+        function: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ConnectionInfo>, DevError> {
         let deadline = Instant::now() + timeout;
         let f = Some(function.to_owned());
-        self.ask(move |reply| Cmd::Wait(core::ready_waiter(1, f, deadline, reply)))
+        self.ask(move |reply| Cmd::Wait(core::connections_waiter(core::ready(1, f), deadline, reply)))
             .await
             .map_err(|_| DevError::Timeout(timeout, format!("function {function}")))
     }

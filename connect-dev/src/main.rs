@@ -13,7 +13,8 @@ use connect_core::auth::SigningKey;
 use connect_core::duration::parse_go_duration;
 use connect_dev::{DevConfig, DevServer};
 
-const USAGE: &str = "usage: connect-dev [--api-listen ADDR] [--gateway-listen ADDR] [--heartbeat-interval DUR] \
+const USAGE: &str =
+    "usage: connect-dev [--api-listen ADDR] [--gateway-listen ADDR] [--heartbeat-interval DUR] \
 [--extend-lease-interval DUR] [--drain-timeout DUR] [--signing-key KEY] [--retry-delay DUR]
   durations are Go style: 10s, 250ms, 1m30s. Env RUST_LOG sets the log filter (default info).";
 
@@ -45,9 +46,11 @@ fn wait_for_signals(dev: &DevServer) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut usr1), Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::user_defined1()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut usr1), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         let client = dev.client();
@@ -81,7 +84,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
             "--extend-lease-interval" => c.extend_lease_interval = nonzero(&flag, dur(&value)?)?,
             "--drain-timeout" => c.drain_timeout = dur(&value)?,
             "--retry-delay" => c.retry_delay = dur(&value)?,
-            "--signing-key" => c.signing_key = Some(SigningKey::new(value).map_err(|e| format!("{flag}: {e}"))?),
+            "--signing-key" => {
+                c.signing_key = Some(SigningKey::new(value).map_err(|e| format!("{flag}: {e}"))?)
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

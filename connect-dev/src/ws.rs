@@ -47,14 +47,18 @@ async fn connection(stream: TcpStream, core: mpsc::UnboundedSender<Cmd>, max_fra
         }
         Ok(resp)
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    else {
         return;
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (id_tx, id_rx) = tokio::sync::oneshot::channel();
-    let accept = Cmd::Accept { writer: tx, reply: Box::new(move |id| {
-        let _ = id_tx.send(id);
-    }) };
+    let accept = Cmd::Accept {
+        writer: tx,
+        reply: Box::new(move |id| {
+            let _ = id_tx.send(id);
+        }),
+    };
     if core.send(accept).is_err() {
         return;
     }
@@ -115,9 +119,5 @@ async fn close_socket(mut ws: Ws, close: Option<CloseFrame>) {
 
 /// Read until the peer finishes the close handshake (tungstenite answers its close), bounded.
 async fn linger(mut ws: Ws) {
-    let _ = tokio::time::timeout(CLOSE_LINGER, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
-

@@ -177,7 +177,14 @@ impl Executor {
 
     /// An event arrived (`POST /e/{key}`). Starts a run of every function it
     /// triggers and returns the event's internal id.
-    pub fn send_event(&mut self, now: Instant, name: &str, data: Value, id: Option<String>, ts: Option<i64>) -> String {
+    pub fn send_event(
+        &mut self,
+        now: Instant,
+        name: &str,
+        data: Value,
+        id: Option<String>,
+        ts: Option<i64>,
+    ) -> String {
         let event_id = self.ulid(now);
         let ts = ts.unwrap_or_else(|| self.wall_ms(now) as i64);
         let event = json!({ "name": name, "data": data, "id": id.unwrap_or_else(|| event_id.clone()),
@@ -386,7 +393,10 @@ impl Executor {
                 }
             }
             ReplyVerdict::Retry { error, retry_after } => {
-                let delay = retry_after.as_deref().and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+                let delay = retry_after
+                    .as_deref()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
                 self.attempt_failed(now, request_id, error, "Error", delay);
             }
             ReplyVerdict::Steps(ops) => {
@@ -401,14 +411,25 @@ impl Executor {
     }
 
     /// An attempt failed: retry it if attempts are left, else fail the run.
-    fn attempt_failed(&mut self, now: Instant, request_id: &str, error: Value, outcome: &str, delay: Option<Duration>) {
+    fn attempt_failed(
+        &mut self,
+        now: Instant,
+        request_id: &str,
+        error: Value,
+        outcome: &str,
+        delay: Option<Duration>,
+    ) {
         let Some(run_id) = self.finish_attempt(now, request_id, outcome, Some(error.clone())) else { return };
         let Some(run) = self.runs.get(&run_id) else { return };
         let attempts = run.attempts.len() as u32;
         if attempts >= run.max_attempts {
             return self.end_run(now, &run_id, RunStatus::Failed, Some(error));
         }
-        self.out.push_back(ExecOutput::Run(RunEvent::Retrying { run_id: run_id.clone(), attempt: attempts, error }));
+        self.out.push_back(ExecOutput::Run(RunEvent::Retrying {
+            run_id: run_id.clone(),
+            attempt: attempts,
+            error,
+        }));
         let at = now + delay.unwrap_or(self.config.retry_delay);
         if at <= now {
             self.queue.push_back((run_id, 0));
@@ -420,7 +441,13 @@ impl Executor {
     }
 
     /// Close the in-flight attempt of `request_id`; returns its run if the run still wants the result.
-    fn finish_attempt(&mut self, now: Instant, request_id: &str, outcome: &str, error: Option<Value>) -> Option<String> {
+    fn finish_attempt(
+        &mut self,
+        now: Instant,
+        request_id: &str,
+        outcome: &str,
+        error: Option<Value>,
+    ) -> Option<String> {
         let flight = self.requests.remove(request_id)?;
         self.unload(&flight);
         let ended = self.wall_ms(now);
@@ -537,8 +564,11 @@ impl Executor {
         let Some(w) = self.workers.get_mut(&conn) else { return };
         w.info.in_flight += 1;
         let instance_id = w.info.instance_id.clone();
-        let attempt_conn =
-            AttemptConn { conn, connection_id: w.info.connection_id.clone(), instance_id: instance_id.clone() };
+        let attempt_conn = AttemptConn {
+            conn,
+            connection_id: w.info.connection_id.clone(),
+            instance_id: instance_id.clone(),
+        };
         *self.instance_load.entry(instance_id.clone()).or_default() += 1;
         let fresh_id = self.ulid(now);
         let Some(run) = self.runs.get_mut(&run_id) else { return };
@@ -573,7 +603,12 @@ impl Executor {
         }
     }
 
-    fn build_request(&mut self, run_id: &str, request_id: &str, attempt: u32) -> Option<GatewayExecutorRequestData> {
+    fn build_request(
+        &mut self,
+        run_id: &str,
+        request_id: &str,
+        attempt: u32,
+    ) -> Option<GatewayExecutorRequestData> {
         let run = self.runs.get(run_id)?;
         let f = self.functions.get(&run.function_id)?;
         let event = self.events.get(&run.event_id).map(|e| e.event.clone()).unwrap_or(Value::Null);

@@ -23,7 +23,11 @@ pub(super) fn on_first_message(gw: &mut Gateway, now: Instant, id: ConnId, envel
     }
 }
 
-fn validate(gw: &Gateway, now: Instant, hello: WorkerConnectRequestData) -> Result<WorkerInfo, (u16, &'static str)> {
+fn validate(
+    gw: &Gateway,
+    now: Instant,
+    hello: WorkerConnectRequestData,
+) -> Result<WorkerInfo, (u16, &'static str)> {
     if ulid::Ulid::from_string(&hello.connection_id).is_err() || hello.instance_id.is_empty() {
         return Err((1008, INVALID_PAYLOAD));
     }

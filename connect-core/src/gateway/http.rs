@@ -64,14 +64,15 @@ pub(super) fn start(
         return Err(HttpError::new(400, "request body too large"));
     }
     // Exclusions name groups to avoid; the dev gateway has one live group, so they are only read.
-    let _request: StartRequest =
-        decode_body(body, "StartRequest").map_err(|e| HttpError::new(400, format!("invalid request: {e}")))?;
+    let _request: StartRequest = decode_body(body, "StartRequest")
+        .map_err(|e| HttpError::new(400, format!("invalid request: {e}")))?;
     let wall = gw.wall(now);
     let connection_id = ulid::Ulid::from_parts(
         wall.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         gw.rng.u128(..),
     );
-    let token = token::issue(&gw.config.token_secret, wall, gw.config.token_lifetime, gw.config.apps_per_connection);
+    let token =
+        token::issue(&gw.config.token_secret, wall, gw.config.token_lifetime, gw.config.apps_per_connection);
     Ok(StartResponse {
         connection_id: connection_id.to_string(),
         gateway_endpoint,
@@ -81,7 +82,11 @@ pub(super) fn start(
     })
 }
 
-pub(super) fn flush(gw: &mut Gateway, authorization: Option<&str>, body: Bytes) -> Result<FlushResponse, HttpError> {
+pub(super) fn flush(
+    gw: &mut Gateway,
+    authorization: Option<&str>,
+    body: Bytes,
+) -> Result<FlushResponse, HttpError> {
     check_key(gw, authorization)?;
     let response: SdkResponse =
         decode_body(body, "SDKResponse").map_err(|e| HttpError::new(400, format!("invalid request: {e}")))?;

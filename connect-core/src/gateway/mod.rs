@@ -68,11 +68,12 @@ use crate::duration::format_go_duration;
 use crate::payload::FunctionConfig;
 use crate::wire::{
     ConnectMessage, GATEWAY_READ_LIMIT, GatewayConnectionReadyData, GatewayExecutorRequestData,
-    GatewayMessageType as K, Limits, Message, SdkResponse, WorkerReplyAckData, WorkerRequestExtendLeaseAckData,
+    GatewayMessageType as K, Limits, Message, SdkResponse, WorkerReplyAckData,
+    WorkerRequestExtendLeaseAckData,
 };
 
-pub use conn::{ConnId, Phase};
 use conn::Conn;
+pub use conn::{ConnId, Phase};
 pub use http::HttpError;
 use lease::{Extension, Lease};
 pub use server::{Server, ServerOutput};
@@ -198,33 +199,72 @@ pub struct WorkerInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// WORKER_CONNECT was accepted and READY sent.
-    Connected { conn: ConnId, worker: Box<WorkerInfo> },
+    Connected {
+        conn: ConnId,
+        worker: Box<WorkerInfo>,
+    },
     /// The connection is routable: at once, or on WORKER_READY for a manual readiness ack.
-    Ready { conn: ConnId },
+    Ready {
+        conn: ConnId,
+    },
     /// A heartbeat, with the gap since the previous one (the first: since READY was sent).
-    Heartbeat { conn: ConnId, gap: Duration },
-    RequestAcked { conn: ConnId, request_id: String },
-    LeaseExtended { conn: ConnId, request_id: String, lease_id: String },
-    LeaseNacked { conn: ConnId, request_id: String },
+    Heartbeat {
+        conn: ConnId,
+        gap: Duration,
+    },
+    RequestAcked {
+        conn: ConnId,
+        request_id: String,
+    },
+    LeaseExtended {
+        conn: ConnId,
+        request_id: String,
+        lease_id: String,
+    },
+    LeaseNacked {
+        conn: ConnId,
+        request_id: String,
+    },
     /// A lease ran out (plus grace). `acked: false` means the request was never acked.
-    LeaseExpired { request_id: String, acked: bool },
+    LeaseExpired {
+        request_id: String,
+        acked: bool,
+    },
     /// A WORKER_REPLY (`conn` is set) or an HTTP flush (`conn` is `None`).
-    Replied { conn: Option<ConnId>, response: Box<SdkResponse> },
+    Replied {
+        conn: Option<ConnId>,
+        response: Box<SdkResponse>,
+    },
     /// WORKER_PAUSE. `released`: requests forwarded here and never acked; their
     /// leases are dropped and the executor should route them elsewhere.
-    Paused { conn: ConnId, released: Vec<String> },
+    Paused {
+        conn: ConnId,
+        released: Vec<String>,
+    },
     /// GATEWAY_CLOSING was sent.
-    Draining { conn: ConnId },
+    Draining {
+        conn: ConnId,
+    },
     /// The connection is gone. `released` as for `Paused`.
-    Disconnected { conn: ConnId, disconnect: Disconnect, released: Vec<String> },
+    Disconnected {
+        conn: ConnId,
+        disconnect: Disconnect,
+        released: Vec<String>,
+    },
 }
 
 /// What the shell must do, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    Send { conn: ConnId, frame: Bytes },
+    Send {
+        conn: ConnId,
+        frame: Bytes,
+    },
     /// Close the socket with this frame, or drop it without one (`None`).
-    Close { conn: ConnId, frame: Option<CloseFrame> },
+    Close {
+        conn: ConnId,
+        frame: Option<CloseFrame>,
+    },
     Event(Event),
 }
 
@@ -369,7 +409,9 @@ impl Gateway {
         self.clamp(now);
         let reason = match &close {
             Some(c) if c.code == 1000 && c.reason == "WORKER_SHUTDOWN" => "WORKER_SHUTDOWN".to_owned(),
-            Some(c) if c.code == 1001 && c.reason == "connect_gateway_closing" => "GATEWAY_DRAINING".to_owned(),
+            Some(c) if c.code == 1001 && c.reason == "connect_gateway_closing" => {
+                "GATEWAY_DRAINING".to_owned()
+            }
             Some(c) if !c.reason.is_empty() => c.reason.clone(),
             _ => "UNEXPECTED".to_owned(),
         };

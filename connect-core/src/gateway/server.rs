@@ -20,8 +20,14 @@ use crate::wire::{FlushResponse, StartResponse};
 /// What the shell must do or may log, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServerOutput {
-    Send { conn: ConnId, frame: Bytes },
-    Close { conn: ConnId, frame: Option<CloseFrame> },
+    Send {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    Close {
+        conn: ConnId,
+        frame: Option<CloseFrame>,
+    },
     /// A gateway event (already applied to the executor).
     Gateway(Event),
     Run(RunEvent),
@@ -125,7 +131,14 @@ impl Server {
     // ---- commands ----
 
     /// An event (the body of `POST /e/{key}`, one element). Returns its internal id.
-    pub fn send_event(&mut self, now: Instant, name: &str, data: Value, id: Option<String>, ts: Option<i64>) -> String {
+    pub fn send_event(
+        &mut self,
+        now: Instant,
+        name: &str,
+        data: Value,
+        id: Option<String>,
+        ts: Option<i64>,
+    ) -> String {
         let now = self.clamp(now);
         let event_id = self.executor.send_event(now, name, data, id, ts);
         self.pump(now);

@@ -15,7 +15,13 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage, client::IntoCli
 pub type Socket = tungstenite::WebSocket<TcpStream>;
 
 /// POST `body` to `path` on `addr`; returns (status, body).
-pub fn http(addr: std::net::SocketAddr, method: &str, path: &str, auth: Option<&str>, body: &[u8]) -> (u16, Vec<u8>) {
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect api");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
@@ -88,7 +94,10 @@ pub fn hello(conn: &StartResponse, app: &str, functions: &[FunctionConfig], manu
     Message::WorkerConnect(Box::new(WorkerConnectRequestData {
         connection_id: conn.connection_id.clone(),
         instance_id: "test-host".into(),
-        auth_data: Some(AuthData { session_token: conn.session_token.clone(), sync_token: conn.sync_token.clone() }),
+        auth_data: Some(AuthData {
+            session_token: conn.session_token.clone(),
+            sync_token: conn.sync_token.clone(),
+        }),
         capabilities: Bytes::from_static(br#"{"trust_probe":"v1","connect":"v1"}"#),
         apps: vec![AppConfiguration {
             app_name: app.into(),
@@ -130,18 +139,24 @@ pub fn serve_one(ws: &mut Socket, status: SdkResponseStatus, body: &str) -> Gate
             _ => continue,
         }
     };
-    send(ws, Message::WorkerRequestAck(Box::new(WorkerRequestAckData {
-        request_id: req.request_id.clone(),
-        run_id: req.run_id.clone(),
-        ..Default::default()
-    })));
-    send(ws, Message::WorkerReply(Box::new(SdkResponse {
-        request_id: req.request_id.clone(),
-        status: status as i32,
-        body: Bytes::from(body.to_owned()),
-        system_trace_ctx: req.system_trace_ctx.clone(),
-        run_id: req.run_id.clone(),
-        ..Default::default()
-    })));
+    send(
+        ws,
+        Message::WorkerRequestAck(Box::new(WorkerRequestAckData {
+            request_id: req.request_id.clone(),
+            run_id: req.run_id.clone(),
+            ..Default::default()
+        })),
+    );
+    send(
+        ws,
+        Message::WorkerReply(Box::new(SdkResponse {
+            request_id: req.request_id.clone(),
+            status: status as i32,
+            body: Bytes::from(body.to_owned()),
+            system_trace_ctx: req.system_trace_ctx.clone(),
+            run_id: req.run_id.clone(),
+            ..Default::default()
+        })),
+    );
     req
 }

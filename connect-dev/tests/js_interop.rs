@@ -1,0 +1,161 @@
+//! Interop with a client no one here wrote: the Inngest JS SDK worker
+//! (`inngest@4.24.0` from npm, pinned by tests/js/package-lock.json, in its
+//! default worker-thread mode) connects to connect-dev, runs a function for an
+//! event, and fails a throwing function after its retry.
+//!
+//! Needs Node 20 and npm. Without them the test is skipped with a message,
+//! except under `CI=true`, where it fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use connect_dev::{DevConfig, DevServer, RunStatus};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(30);
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Node and the pinned SDK, or `None` (skip) when they cannot be had outside CI.
+fn node_ready() -> Option<()> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !have("node") || !have("npm") {
+        assert!(!ci, "CI=true but node/npm are missing: the JS interop test cannot run");
+        eprintln!("SKIPPED js_interop: node and npm are not installed");
+        return None;
+    }
+    if !js_dir().join("node_modules/inngest/package.json").exists() {
+        let mut npm = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(js_dir())
+            .spawn()
+            .expect("spawn npm ci");
+        let status = wait_bounded(&mut npm, Duration::from_secs(300)).expect("npm ci finished in 5 min");
+        assert!(status.success(), "npm ci failed in tests/js");
+    }
+    Some(())
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// Kills node when the test ends, however it ends.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(dev: &DevServer) -> (Node, mpsc::Receiver<String>) {
+    let mut child = Command::new("node")
+        .arg("interop-worker.mjs")
+        .current_dir(js_dir())
+        .env("NODE_OPTIONS", "--experimental-websocket")
+        .env("DEV_API_URL", dev.api_url())
+        .env("INNGEST_CONNECT_GATEWAY_URL", dev.gateway_url())
+        .env_remove("INNGEST_SIGNING_KEY")
+        .env_remove("INNGEST_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("[node] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    (Node(child), rx)
+}
+
+#[test]
+fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
+    if node_ready().is_none() {
+        return;
+    }
+    let dev = DevServer::spawn(DevConfig {
+        heartbeat_interval: Duration::from_secs(1),
+        extend_lease_interval: Duration::from_secs(1),
+        ..DevConfig::ephemeral()
+    })
+    .expect("spawn dev server");
+    let (_node, lines) = spawn_worker(&dev);
+    let end = Instant::now() + T;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("the JS worker printed `ready` within 30 s");
+        if line.starts_with("interop-worker: ready") {
+            break;
+        }
+    }
+    dev.wait_for_function("js-interop-hello", T).expect("the JS app registered its functions");
+
+    let conns = dev.connections().expect("connections");
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].sdk, "typescript:v4.24.0");
+    assert_eq!(conns[0].instance_id, "js-interop-worker");
+    assert_eq!(conns[0].apps, vec!["js-interop".to_owned()]);
+
+    let hello = dev.send_event("js/hello", json!({ "name": "Ada" })).expect("event");
+    let run = dev.wait_for_run_end(&hello, T).expect("hello run ends");
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    assert_eq!(run.output, Some(json!({ "greeting": "hello Ada" })));
+    assert_eq!(run.function_id, "js-interop-hello");
+    assert_eq!(run.attempts.len(), 1);
+    assert!(run.attempts[0].acked);
+
+    let boom = dev.send_event("js/boom", json!({})).expect("event");
+    let run = dev.wait_for_run_end(&boom, T).expect("boom run ends");
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert_eq!(run.attempts.len(), 2, "retries: 1 means two attempts: {run:?}");
+    assert_eq!(run.attempts[0].outcome.as_deref(), Some("Error"));
+    assert_eq!(run.output.as_ref().and_then(|o| o["message"].as_str()), Some("boom on attempt 1"));
+
+    // The run API shows the same, in Inngest's `{"data": ...}` shape.
+    let body = http_get(dev.api_addr(), &format!("/v1/runs/{}", run.run_id));
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["data"]["status"], "Failed");
+
+    // Heartbeats arrive every READY interval (1 s) and are answered and counted.
+    let conns = dev.wait_for_connections_where(|c| c[0].heartbeats >= 2, T).expect("two heartbeats");
+    assert!(conns[0].max_gap < Duration::from_secs(3), "{:?}", conns[0]);
+    dev.shutdown();
+}
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}

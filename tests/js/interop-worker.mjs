@@ -1,0 +1,39 @@
+// A real Inngest JS SDK worker (npm `inngest`, pinned in package.json) for the
+// connect-dev interop test (connect-dev/tests/js_interop.rs). It connects in the
+// SDK's default worker-thread mode to the dev server named by DEV_API_URL and
+// serves two functions:
+//   js-interop-hello  on "js/hello": returns { greeting: "hello <data.name>" }
+//   js-interop-boom   on "js/boom" (retries: 1): always throws
+//
+// Run (Node 20): NODE_OPTIONS=--experimental-websocket DEV_API_URL=http://127.0.0.1:8288 node interop-worker.mjs
+// It prints "interop-worker: ready <connectionId>" once connected, and exits on SIGTERM/SIGINT.
+import { Inngest } from "inngest";
+import { connect } from "inngest/connect";
+
+const baseUrl = process.env.DEV_API_URL;
+if (!baseUrl) {
+  console.error("interop-worker: DEV_API_URL is not set");
+  process.exit(2);
+}
+
+const inngest = new Inngest({ id: "js-interop", isDev: true, baseUrl });
+
+const hello = inngest.createFunction(
+  { id: "hello", retries: 0, triggers: [{ event: "js/hello" }] },
+  async ({ event }) => ({ greeting: `hello ${event.data.name}` }),
+);
+
+const boom = inngest.createFunction(
+  { id: "boom", retries: 1, triggers: [{ event: "js/boom" }] },
+  async ({ attempt }) => {
+    throw new Error(`boom on attempt ${attempt}`);
+  },
+);
+
+const connection = await connect({
+  apps: [{ client: inngest, functions: [hello, boom] }],
+  instanceId: "js-interop-worker",
+});
+console.log(`interop-worker: ready ${connection.connectionId}`);
+await connection.closed;
+console.log("interop-worker: closed");
