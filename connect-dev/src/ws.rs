@@ -29,6 +29,8 @@ pub(crate) async fn serve(listener: TcpListener, core: mpsc::UnboundedSender<Cmd
 
 async fn connection(stream: TcpStream, core: mpsc::UnboundedSender<Cmd>, max_frame: usize) {
     let config = WebSocketConfig::default().max_message_size(Some(max_frame)).max_frame_size(Some(max_frame));
+    // The error type is tungstenite's, so its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path().trim_end_matches('/') != "/v0/connect" {
             let mut not_found = ErrorResponse::new(Some("not found".into()));
