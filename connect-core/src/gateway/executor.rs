@@ -281,10 +281,17 @@ impl Executor {
                 } else {
                     self.reroute(now, request_id);
                 }
+                if !self.queue.is_empty() {
+                    self.route(now);
+                }
             }
             Event::Replied { response, .. } => {
                 let verdict = ReplyVerdict::of(response);
                 self.on_reply(now, &response.request_id, verdict);
+                // The finished attempt freed capacity.
+                if !self.queue.is_empty() {
+                    self.route(now);
+                }
             }
             Event::Paused { conn, released } => {
                 self.set_status(*conn, ConnStatus::Paused);
