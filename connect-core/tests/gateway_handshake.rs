@@ -71,7 +71,10 @@ fn without_manual_ack_the_connection_is_ready_at_once() {
 #[test]
 fn a_first_message_other_than_connect_closes_1008_invalid_msg() {
     let mut sim = Sim::new(config());
-    assert_eq!(handshake_close(&mut sim, Message::WorkerHeartbeat), reason(1008, "connect_worker_hello_invalid_msg"));
+    assert_eq!(
+        handshake_close(&mut sim, Message::WorkerHeartbeat),
+        reason(1008, "connect_worker_hello_invalid_msg")
+    );
 }
 
 /// Bytes that are not a ConnectMessage close 1007, in the handshake or later.
@@ -91,7 +94,10 @@ fn an_undecodable_frame_closes_1007() {
 fn a_malformed_connect_payload_closes_invalid_payload() {
     let mut sim = Sim::new(config());
     let conn = sim.accept();
-    let envelope = ConnectMessage { kind: GatewayMessageType::WorkerConnect as i32, payload: Bytes::from_static(b"\xff") };
+    let envelope = ConnectMessage {
+        kind: GatewayMessageType::WorkerConnect as i32,
+        payload: Bytes::from_static(b"\xff"),
+    };
     sim.send_raw(conn, encode_body(&envelope));
     assert_eq!(sim.closed_with(conn), Some(reason(1008, "connect_worker_hello_invalid_payload")));
 }
@@ -99,11 +105,8 @@ fn a_malformed_connect_payload_closes_invalid_payload() {
 /// The connection id must be a ULID, the instance id non-empty, the app list non-empty.
 #[test]
 fn connect_fields_are_validated_like_inngest() {
-    let cases: [fn(&mut WorkerConnectRequestData); 3] = [
-        |d| d.connection_id = "not-a-ulid".into(),
-        |d| d.instance_id.clear(),
-        |d| d.apps.clear(),
-    ];
+    let cases: [fn(&mut WorkerConnectRequestData); 3] =
+        [|d| d.connection_id = "not-a-ulid".into(), |d| d.instance_id.clear(), |d| d.apps.clear()];
     for edit in cases {
         let (mut sim, msg) = bad_hello(edit);
         assert_eq!(handshake_close(&mut sim, msg), reason(1008, "connect_worker_hello_invalid_payload"));

@@ -24,10 +24,14 @@ fn heartbeat_gaps_are_recorded_exactly_and_late_ones_counted() {
     assert_eq!(info.gaps, [10_000, 10_000, 12_500, 12_501, 9_000].map(ms));
     assert_eq!(info.max_gap, ms(12_501));
     assert_eq!(info.late, 1, "12.5 s is exactly 1.25 x 10 s, not over it");
-    let gaps: Vec<_> = sim.events.iter().filter_map(|e| match e {
-        Event::Heartbeat { gap, .. } => Some(*gap),
-        _ => None,
-    }).collect();
+    let gaps: Vec<_> = sim
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Heartbeat { gap, .. } => Some(*gap),
+            _ => None,
+        })
+        .collect();
     assert_eq!(gaps.len(), 5);
 }
 

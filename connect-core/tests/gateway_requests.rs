@@ -81,9 +81,15 @@ fn lease_extensions_ack_replay_and_nack() {
 fn a_malformed_ack_closes_1008() {
     let mut sim = Sim::new(config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
-    let bad = ConnectMessage { kind: GatewayMessageType::WorkerRequestAck as i32, payload: Bytes::from_static(b"\x0a\x09x") };
+    let bad = ConnectMessage {
+        kind: GatewayMessageType::WorkerRequestAck as i32,
+        payload: Bytes::from_static(b"\x0a\x09x"),
+    };
     sim.send_raw(conn, encode_body(&bad));
-    assert_eq!(sim.closed_with(conn), Some(Some((1008, "connect_worker_request_ack_invalid_payload".into()))));
+    assert_eq!(
+        sim.closed_with(conn),
+        Some(Some((1008, "connect_worker_request_ack_invalid_payload".into())))
+    );
 }
 
 /// A worker that acks and then stops extending: after the lease (plus grace)
@@ -107,7 +113,10 @@ fn lease_expiry_retries_the_attempt_then_fails_the_run() {
     assert_eq!(payload["ctx"]["attempt"], 1);
     let run = sim.run_of(&event);
     assert_eq!(run.attempts[0].outcome.as_deref(), Some("LeaseExpired"));
-    assert_eq!(run.attempts[0].error.as_ref().map(|e| e["name"].clone()), Some(json!("connect_worker_stopped_responding")));
+    assert_eq!(
+        run.attempts[0].error.as_ref().map(|e| e["name"].clone()),
+        Some(json!("connect_worker_stopped_responding"))
+    );
 
     sim.ack(conn, &second);
     sim.extend(conn, &first, &first.lease_id);

@@ -66,3 +66,119 @@ fn the_event_api_answers_ids_and_status() {
     let (status, _) = http(dev.api_addr(), "POST", "/e/some-key", None, b"{nope");
     assert_eq!(status, 400);
 }
+
+/// Malformed protobuf, a wrong first message and an oversized frame each
+/// close their own socket with Inngest's code; a neighbour keeps working.
+#[test]
+fn bad_input_closes_only_the_offending_socket() {
+    let dev = dev();
+    let mut good = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+
+    let start = start(&dev, None);
+    let mut garbage = dial(&start.gateway_endpoint);
+    send_raw(&mut garbage, vec![0xff, 0xff, 0xff]);
+    assert_eq!(recv_close(&mut garbage), Some((1007, "failed to unmarshal Protobuf".into())));
+
+    let mut early = dial(&start.gateway_endpoint);
+    send(&mut early, Message::WorkerHeartbeat);
+    assert_eq!(recv_close(&mut early), Some((1008, "connect_worker_hello_invalid_msg".into())));
+
+    let mut huge = dial(&start.gateway_endpoint);
+    send(&mut huge, hello(&start, "app", &[function("app-hello", "demo/hello", 0)], false));
+    let Message::GatewayConnectionReady(_) = recv(&mut huge) else { panic!("READY") };
+    // The gateway stops reading at the limit, so the writer may see a reset before the 1009 frame.
+    let sent = huge.send(tokio_tungstenite::tungstenite::Message::Binary(
+        vec![0u8; connect_core::wire::GATEWAY_READ_LIMIT + 1].into(),
+    ));
+    if let (Ok(()), Some((code, _))) = (sent, recv_close(&mut huge)) {
+        assert_eq!(code, 1009, "message too big");
+    }
+    let conns = dev.wait_for_connections_where(|c| c.len() == 2 && c[1].disconnect_reason.is_some(), T);
+    assert_eq!(conns.expect("closed")[1].disconnect_reason.as_deref(), Some("MESSAGE_TOO_LARGE"));
+
+    send(&mut good, Message::WorkerHeartbeat);
+    assert_eq!(recv(&mut good), Message::GatewayHeartbeat);
+    let event_id = dev.send_event("demo/hello", serde_json::json!({})).expect("event");
+    serve_one(&mut good, SdkResponseStatus::Done, "1");
+    assert_eq!(dev.wait_for_run_end(&event_id, T).expect("run").status, RunStatus::Completed);
+}
+
+/// A socket that never sends WORKER_CONNECT is closed after the hello timeout.
+#[test]
+fn a_silent_socket_is_closed_after_the_hello_timeout() {
+    let dev =
+        DevServer::spawn(DevConfig { hello_timeout: Duration::from_millis(200), ..DevConfig::ephemeral() })
+            .expect("spawn");
+    let mut ws = dial(&dev.gateway_url());
+    assert_eq!(recv_close(&mut ws), Some((1008, "connect_worker_hello_timeout".into())));
+}
+
+/// With `--signing-key`, the start call needs the hashed key; a bad session token fails the handshake.
+#[test]
+fn a_signing_key_guards_the_start_call() {
+    let key = connect_core::auth::SigningKey::new("signkey-test-0123abcd").expect("key");
+    let dev = DevServer::spawn(DevConfig { signing_key: Some(key.clone()), ..DevConfig::ephemeral() })
+        .expect("spawn");
+    let (status, body) = http(dev.api_addr(), "POST", "/v0/connect/start", None, &[]);
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("publicerr JSON");
+    assert_eq!(v["status"], 401);
+    let mut start = start(&dev, Some(&key.hashed().bearer()));
+    assert_eq!(start.sync_token, key.hashed().expose());
+    start.session_token = "forged".into();
+    let mut ws = dial(&start.gateway_endpoint);
+    send(&mut ws, hello(&start, "app", &[function("app-hello", "demo/hello", 0)], true));
+    assert_eq!(recv_close(&mut ws), Some((1008, "connect_authentication_failed".into())));
+}
+
+/// The drain endpoint: GATEWAY_CLOSING now, 1001 after the drain timeout, and
+/// a replacement connects to the fresh gateway group.
+#[test]
+fn the_drain_endpoint_drains_every_connection() {
+    let dev =
+        DevServer::spawn(DevConfig { drain_timeout: Duration::from_millis(300), ..DevConfig::ephemeral() })
+            .expect("spawn");
+    let mut old = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+    dev.wait_for_connections(1, T).expect("ready");
+    let (status, body) = http(dev.api_addr(), "POST", "/v0/dev/drain", None, &[]);
+    assert_eq!((status, String::from_utf8_lossy(&body).into_owned()), (200, r#"{"drained":1}"#.into()));
+    assert_eq!(recv(&mut old), Message::GatewayClosing);
+    let replacement = start(&dev, None);
+    assert_eq!(replacement.gateway_group, "gw-dev-2");
+    let mut new = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+    assert_eq!(recv_close(&mut old), Some((1001, "connect_gateway_closing".into())));
+    send(&mut new, Message::WorkerHeartbeat);
+    assert_eq!(recv(&mut new), Message::GatewayHeartbeat);
+    let conns = dev.connections().expect("connections");
+    assert_eq!(conns[0].disconnect_reason.as_deref(), Some("GATEWAY_DRAINING"));
+    assert_eq!(conns[1].group, "gw-dev-2");
+}
+
+/// A reply that missed its ack can be flushed over HTTP.
+#[test]
+fn a_reply_can_be_flushed_over_http() {
+    let dev = dev();
+    let mut ws = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+    dev.wait_for_function("app-hello", T).expect("ready");
+    let event_id = dev.send_event("demo/hello", serde_json::json!({})).expect("event");
+    let req = loop {
+        if let Message::GatewayExecutorRequest(r) = recv(&mut ws) {
+            break *r;
+        }
+    };
+    let resp = connect_core::wire::SdkResponse {
+        request_id: req.request_id.clone(),
+        status: SdkResponseStatus::Done as i32,
+        body: bytes::Bytes::from_static(b"\"flushed\""),
+        system_trace_ctx: req.system_trace_ctx.clone(),
+        ..Default::default()
+    };
+    let (status, body) =
+        http(dev.api_addr(), "POST", "/v0/connect/flush", None, &connect_core::wire::encode_body(&resp));
+    assert_eq!(status, 200);
+    let flushed: connect_core::wire::FlushResponse =
+        connect_core::wire::decode_body(bytes::Bytes::from(body), "FlushResponse").expect("FlushResponse");
+    assert_eq!(flushed.request_id, req.request_id);
+    let run = dev.wait_for_run_end(&event_id, T).expect("run");
+    assert_eq!(run.output, Some(serde_json::json!("flushed")));
+}

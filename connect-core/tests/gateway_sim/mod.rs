@@ -204,7 +204,13 @@ impl Sim {
         );
     }
 
-    pub fn reply(&mut self, conn: ConnId, req: &GatewayExecutorRequestData, status: SdkResponseStatus, body: &str) {
+    pub fn reply(
+        &mut self,
+        conn: ConnId,
+        req: &GatewayExecutorRequestData,
+        status: SdkResponseStatus,
+        body: &str,
+    ) {
         self.reply_with(conn, response(req, status, body));
     }
 
@@ -250,7 +256,11 @@ pub fn hello(start: &StartResponse, instance: &str, functions: &[FunctionConfig]
     Message::WorkerConnect(Box::new(hello_data(start, instance, functions)))
 }
 
-pub fn hello_data(start: &StartResponse, instance: &str, functions: &[FunctionConfig]) -> WorkerConnectRequestData {
+pub fn hello_data(
+    start: &StartResponse,
+    instance: &str,
+    functions: &[FunctionConfig],
+) -> WorkerConnectRequestData {
     WorkerConnectRequestData {
         connection_id: start.connection_id.clone(),
         instance_id: instance.into(),
