@@ -128,6 +128,57 @@ impl DevConfig {
     }
 }
 
+/// Totals measured at this gateway. `Display` is the demo's summary line:
+/// `runs=N completed=N failed=N heartbeats=H late=L max_gap_ms=X interval_ms=Y`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub runs: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub running: usize,
+    /// Heartbeats received over every connection.
+    pub heartbeats: u64,
+    /// Gaps over 1.25 x the interval, over every connection.
+    pub late: u64,
+    pub max_gap: Duration,
+    pub interval: Duration,
+}
+
+impl Summary {
+    fn of(server: &connect_core::gateway::Server, interval: Duration) -> Summary {
+        let c = server.executor().run_counts();
+        let conns = server.connections();
+        Summary {
+            runs: c.running + c.completed + c.failed + c.cancelled,
+            completed: c.completed,
+            failed: c.failed,
+            cancelled: c.cancelled,
+            running: c.running,
+            heartbeats: conns.iter().map(|c| c.heartbeats).sum(),
+            late: conns.iter().map(|c| c.late).sum(),
+            max_gap: conns.iter().map(|c| c.max_gap).max().unwrap_or_default(),
+            interval,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "runs={} completed={} failed={} heartbeats={} late={} max_gap_ms={:.1} interval_ms={}",
+            self.runs,
+            self.completed,
+            self.failed,
+            self.heartbeats,
+            self.late,
+            self.max_gap.as_secs_f64() * 1000.0,
+            self.interval.as_millis()
+        )
+    }
+}
+
 /// What went wrong talking to a dev server.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
@@ -146,6 +197,7 @@ pub enum DevError {
 pub struct DevServer {
     api_addr: SocketAddr,
     gateway_addr: SocketAddr,
+    heartbeat_interval: Duration,
     client: DevClient,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -190,7 +242,13 @@ impl DevServer {
             });
         })?;
         tracing::info!(api = %api_addr, gateway = %gateway_addr, "connect-dev listening");
-        Ok(DevServer { api_addr, gateway_addr, client: DevClient { core: tx }, thread: Some(thread) })
+        Ok(DevServer {
+            api_addr,
+            gateway_addr,
+            heartbeat_interval: config.heartbeat_interval,
+            client: DevClient { core: tx },
+            thread: Some(thread),
+        })
     }
 
     /// `http://127.0.0.1:PORT`: what workers use as their API base URL.
@@ -285,6 +343,19 @@ impl DevServer {
         self.block(timeout, "a connection condition", move |reply| {
             Cmd::Wait(core::connections_waiter(move |_, c| pred(c), deadline, reply))
         })
+    }
+
+    /// Runs by status and heartbeats over every connection, as measured here.
+    pub fn summary(&self) -> Result<Summary, DevError> {
+        let interval = self.heartbeat_interval;
+        self.block(ANSWER_TIMEOUT, "summary", move |reply| {
+            Cmd::Query(Box::new(move |s| reply(Summary::of(s, interval))))
+        })
+    }
+
+    /// The heartbeat interval this server sends in READY.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
     }
 
     /// Every connection seen, oldest first, with its heartbeat record.

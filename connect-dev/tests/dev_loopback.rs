@@ -50,6 +50,13 @@ fn an_event_runs_a_function_to_completion() {
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(v["data"][0]["run_id"], run.run_id.as_str());
+    assert!(v["data"][0]["run_started_at"].as_str().is_some_and(|t| t.ends_with('Z')), "RFC 3339: {v}");
+    let summary = dev.summary().expect("summary");
+    assert_eq!((summary.runs, summary.completed, summary.failed, summary.heartbeats), (1, 1, 0, 1));
+    assert!(
+        summary.to_string().starts_with("runs=1 completed=1 failed=0 heartbeats=1 late=0 max_gap_ms="),
+        "{summary}"
+    );
     dev.shutdown();
 }
 

@@ -51,6 +51,15 @@ impl Default for ExecutorConfig {
     }
 }
 
+/// Runs by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunCounts {
+    pub running: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
 /// What the executor wants done, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExecOutput {
@@ -167,6 +176,20 @@ impl Executor {
         let mut f: Vec<String> = self.functions.keys().cloned().collect();
         f.sort();
         f
+    }
+
+    /// How many runs are in each status.
+    pub fn run_counts(&self) -> RunCounts {
+        let mut c = RunCounts::default();
+        for run in self.runs.values() {
+            match run.status {
+                RunStatus::Running => c.running += 1,
+                RunStatus::Completed => c.completed += 1,
+                RunStatus::Failed => c.failed += 1,
+                RunStatus::Cancelled => c.cancelled += 1,
+            }
+        }
+        c
     }
 
     pub fn queued(&self) -> usize {

@@ -39,8 +39,10 @@ pub struct Run {
     /// Attempts allowed: the function's retries plus one.
     pub max_attempts: u32,
     pub attempts: Vec<Attempt>,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch (RFC 3339 in JSON, as Inngest's API).
+    #[serde(serialize_with = "ser_time")]
     pub run_started_at: u64,
+    #[serde(serialize_with = "ser_opt_time")]
     pub ended_at: Option<u64>,
 }
 
@@ -53,7 +55,9 @@ pub struct Attempt {
     /// The connections the attempt was forwarded to (more than one if it was re-routed before an ack).
     pub connections: Vec<AttemptConn>,
     pub acked: bool,
+    #[serde(serialize_with = "ser_time")]
     pub started_at: u64,
+    #[serde(serialize_with = "ser_opt_time")]
     pub ended_at: Option<u64>,
     /// `Completed`, `Failed`, `Error` (retried), `LeaseExpired` (`connect_worker_stopped_responding`), `Cancelled`.
     pub outcome: Option<String>,
@@ -110,4 +114,45 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 fn ser_gaps<S: serde::Serializer>(gaps: &[Duration], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(gaps.iter().map(|d| d.as_secs_f64() * 1000.0))
+}
+
+fn ser_time<S: serde::Serializer>(ms: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+fn ser_opt_time<S: serde::Serializer>(ms: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => ser_time(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// `2026-12-03T16:48:11.031Z` for milliseconds since the Unix epoch (UTC, proleptic Gregorian).
+pub fn rfc3339(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days to civil date (Howard Hinnant's algorithm), valid for every u64 day count we can meet.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_796_316_491_031), "2026-12-03T16:48:11.031Z");
+    }
 }
