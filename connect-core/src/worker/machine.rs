@@ -203,7 +203,8 @@ impl Worker {
     /// unacknowledged replies are re-sent once a connection is ACTIVE (or
     /// flushed at their deadline), known ids are not delivered again.
     fn restore(&mut self, durable: Durable) {
-        let (requests, finished) = durable.into_parts();
+        let (requests, finished, next_id) = durable.into_parts();
+        self.next_id = next_id;
         let now = self.now;
         // No connection is up yet: the first extension waits one interval (or
         // less, if the lease would expire sooner).
@@ -258,7 +259,9 @@ impl Worker {
     /// Take the durable state out (for a respawn). The machine keeps running
     /// but knows no requests afterwards; the caller is about to drop it.
     pub fn take_durable(&mut self) -> Durable {
-        self.requests.take()
+        let mut durable = self.requests.take();
+        durable.next_id = self.next_id;
+        durable
     }
 
     // ---- inputs -----------------------------------------------------------
@@ -753,9 +756,6 @@ impl Worker {
     // ---- requests ---------------------------------------------------------
 
     fn on_request(&mut self, conn: ConnId, req: Box<GatewayExecutorRequestData>) {
-        if self.shutdown_deadline.is_some() {
-            return; // paused: not ACKed, the gateway re-routes it
-        }
         if let Some(key) = self.requests.key(&req.request_id) {
             // Already running or finished: ACK so the executor's forward
             // completes, adopt a newer lease, never run it twice.
@@ -769,6 +769,9 @@ impl Worker {
                 }
             }
             return;
+        }
+        if self.shutdown_deadline.is_some() {
+            return; // paused: a new request is not ACKed, the gateway re-routes it
         }
         if self.cfg.max_worker_concurrency.is_some_and(|max| self.requests.running() >= max as usize) {
             return; // over capacity: not ACKed, the gateway re-routes it

@@ -231,7 +231,7 @@ impl Requests {
         self.finished.clear();
         self.running = 0;
         self.pending_replies = 0;
-        Durable { requests, finished }
+        Durable { requests, finished, next_id: 0 }
     }
 
     /// Remember a finished id from a [`Durable`].
@@ -256,6 +256,8 @@ impl Requests {
 pub struct Durable {
     requests: Vec<DurableRequest>,
     finished: Vec<ReqKey>,
+    /// The next connection/HTTP id, so that ids are not reused across a respawn.
+    pub(crate) next_id: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -280,7 +282,7 @@ impl Durable {
     pub fn unacked_reply_ids(&self) -> impl Iterator<Item = &str> {
         self.requests.iter().filter(|r| r.reply.is_some()).map(|r| r.key.id())
     }
-    pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<ReqKey>) {
-        (self.requests, self.finished)
+    pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<ReqKey>, u64) {
+        (self.requests, self.finished, self.next_id)
     }
 }

@@ -98,11 +98,28 @@ impl Default for Script {
 /// One thing the worker did, decoded for assertions.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Did {
-    Http { id: HttpId, request: HttpRequest },
-    Connect { conn: ConnId, url: String },
-    Send { conn: ConnId, msg: Message },
-    Close { conn: ConnId, code: u16, reason: String },
+    Http {
+        id: HttpId,
+        request: HttpRequest,
+    },
+    Connect {
+        conn: ConnId,
+        url: String,
+    },
+    Send {
+        conn: ConnId,
+        msg: Message,
+    },
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
     Event(Event),
+    /// Not the worker's doing: the gateway or the network closed `conn`.
+    PeerClosed {
+        conn: ConnId,
+    },
 }
 
 pub struct Sim {
@@ -124,6 +141,10 @@ pub struct Sim {
     pub groups: Vec<String>,
     pub start_bodies: Vec<StartRequest>,
     pub flushed: Vec<SdkResponse>,
+    /// Every lease the gateway handed out (delivery or renewal): request id and time.
+    pub lease_grants: Vec<(String, Duration)>,
+    /// Every NACK the gateway sent: request id and time.
+    pub nacks: Vec<(String, Duration)>,
     lease_counter: u128,
     group_counter: u32,
     closed_seen: bool,
@@ -151,9 +172,13 @@ impl Sim {
         let mut config = config;
         config.started_at = self.wall(self.now);
         self.w = Worker::new(config, durable, self.now).expect("valid config");
-        for conn in self.open.drain(..) {
+        let t = self.elapsed();
+        for conn in std::mem::take(&mut self.open) {
             self.retired.insert(conn);
+            self.log.push((t, Did::PeerClosed { conn }));
         }
+        self.pending_http.clear();
+        self.pending_dials.clear();
         self.closed_seen = false;
         self.pump();
     }
@@ -172,6 +197,8 @@ impl Sim {
             groups: Vec::new(),
             start_bodies: Vec::new(),
             flushed: Vec::new(),
+            lease_grants: Vec::new(),
+            nacks: Vec::new(),
             lease_counter: 0,
             group_counter: 0,
             closed_seen: false,
@@ -343,8 +370,14 @@ impl Sim {
             Message::WorkerRequestExtendLease(e) => {
                 let new_lease_id = match self.script.extend {
                     Extend::Ignore => return,
-                    Extend::Nack => None,
-                    Extend::Renew => Some(self.new_lease()),
+                    Extend::Nack => {
+                        self.nacks.push((e.request_id.clone(), self.elapsed()));
+                        None
+                    }
+                    Extend::Renew => {
+                        self.lease_grants.push((e.request_id.clone(), self.elapsed()));
+                        Some(self.new_lease())
+                    }
                 };
                 let ack = WorkerRequestExtendLeaseAckData {
                     request_id: e.request_id.clone(),
@@ -363,6 +396,9 @@ impl Sim {
     /// The gateway sends `msg` on `conn` (no pump).
     pub fn deliver(&mut self, conn: ConnId, msg: Message) {
         assert!(self.open.contains(&conn), "gateway sending on a closed connection");
+        if let Message::GatewayExecutorRequest(r) = &msg {
+            self.lease_grants.push((r.request_id.clone(), self.elapsed()));
+        }
         let frame = msg.encode(&Limits::default()).expect("encodes");
         self.w.handle_frame(self.now, conn, frame);
     }
@@ -381,6 +417,7 @@ impl Sim {
 
     /// The gateway (or the network) closes `conn`.
     pub fn close(&mut self, conn: ConnId, close: Option<(u16, &str)>) {
+        self.log.push((self.elapsed(), Did::PeerClosed { conn }));
         self.open.retain(|c| *c != conn);
         self.retired.insert(conn);
         self.w.handle_closed(self.now, conn, close.map(|(c, r)| (c, r.to_owned())));
