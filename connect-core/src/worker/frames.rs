@@ -19,17 +19,21 @@ use crate::wire::{GatewayExecutorRequestData, GatewayMessageType as K};
 
 use super::events::Reply;
 
-/// The request fields echoed in ACK, extend and reply, kept in one string.
-#[derive(Debug)]
-pub(crate) struct Echo {
-    /// request_id, account_id, env_id, app_id, function_slug, step_id, run_id, concatenated.
-    text: Box<str>,
-    ends: [u32; 7],
-    has_step: bool,
-    system_trace_ctx: Bytes,
-    user_trace_ctx: Bytes,
-}
+/// A request's identity and the fields echoed in its ACK, extensions and
+/// reply, in one shared allocation: the map key of the in-flight table.
+///
+/// Layout: nine little-endian `u32` end offsets, a has-step byte, then the
+/// parts back to back: request_id, account_id, env_id, app_id,
+/// function_slug, step_id, run_id, system_trace_ctx, user_trace_ctx. The
+/// trace contexts are copied (they are small) so that a finished request does
+/// not keep its whole request frame alive. Hashes and compares as its
+/// request id's bytes, so the table is searched with `id.as_bytes()`.
+/// Cloning is a reference-count increment.
+#[derive(Clone)]
+pub(crate) struct ReqKey(Arc<[u8]>);
 
+const PARTS: usize = 9;
+const HEADER: usize = PARTS * 4 + 1;
 const REQUEST_ID: usize = 0;
 const ACCOUNT_ID: usize = 1;
 const ENV_ID: usize = 2;
@@ -37,76 +41,76 @@ const APP_ID: usize = 3;
 const FUNCTION_SLUG: usize = 4;
 const STEP_ID: usize = 5;
 const RUN_ID: usize = 6;
+const SYSTEM_TRACE_CTX: usize = 7;
+const USER_TRACE_CTX: usize = 8;
 
-impl Echo {
-    fn field(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.text[start..self.ends[i] as usize]
+impl ReqKey {
+    /// Build the key; `scratch` is a reusable buffer, so that this costs one allocation.
+    pub(crate) fn new(req: &GatewayExecutorRequestData, scratch: &mut Vec<u8>) -> ReqKey {
+        let step = req.step_id.as_deref();
+        let parts: [&[u8]; PARTS] = [
+            req.request_id.as_bytes(),
+            req.account_id.as_bytes(),
+            req.env_id.as_bytes(),
+            req.app_id.as_bytes(),
+            req.function_slug.as_bytes(),
+            step.unwrap_or("").as_bytes(),
+            req.run_id.as_bytes(),
+            &req.system_trace_ctx,
+            &req.user_trace_ctx,
+        ];
+        scratch.clear();
+        scratch.resize(HEADER, 0);
+        for (i, part) in parts.iter().enumerate() {
+            scratch.extend_from_slice(part);
+            let end = u32::try_from(scratch.len() - HEADER).unwrap_or(u32::MAX);
+            scratch[i * 4..i * 4 + 4].copy_from_slice(&end.to_le_bytes());
+        }
+        scratch[PARTS * 4] = u8::from(step.is_some());
+        ReqKey(Arc::from(&scratch[..]))
     }
-    pub(crate) fn request_id(&self) -> &str {
-        self.field(REQUEST_ID)
+
+    fn end(&self, i: usize) -> usize {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&self.0[i * 4..i * 4 + 4]);
+        u32::from_le_bytes(b) as usize
     }
-    fn step_id(&self) -> Option<&str> {
-        self.has_step.then(|| self.field(STEP_ID))
+
+    fn part(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.end(i - 1) };
+        &self.0[HEADER + start..HEADER + self.end(i)]
+    }
+
+    fn step_id(&self) -> Option<&[u8]> {
+        (self.0[PARTS * 4] != 0).then(|| self.part(STEP_ID))
+    }
+
+    /// The request id (it came from a protobuf string, so it is UTF-8).
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(self.part(REQUEST_ID)).unwrap_or_default()
     }
 }
 
-/// A request's identity: the map key of the in-flight table. Hashes and
-/// compares as its request id, so the table can be searched with a `&str`.
-/// Cloning is a reference-count increment.
-#[derive(Clone, Debug)]
-pub(crate) struct ReqKey(Arc<Echo>);
-
-impl ReqKey {
-    pub(crate) fn new(req: &GatewayExecutorRequestData) -> ReqKey {
-        let step = req.step_id.as_deref();
-        let parts = [
-            req.request_id.as_str(),
-            &req.account_id,
-            &req.env_id,
-            &req.app_id,
-            &req.function_slug,
-            step.unwrap_or(""),
-            &req.run_id,
-        ];
-        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = [0u32; 7];
-        for (i, part) in parts.iter().enumerate() {
-            text.push_str(part);
-            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
-        }
-        ReqKey(Arc::new(Echo {
-            text: text.into_boxed_str(),
-            ends,
-            has_step: step.is_some(),
-            system_trace_ctx: req.system_trace_ctx.clone(),
-            user_trace_ctx: req.user_trace_ctx.clone(),
-        }))
-    }
-
-    pub(crate) fn id(&self) -> &str {
-        self.0.request_id()
-    }
-
-    pub(crate) fn echo(&self) -> &Echo {
-        &self.0
+impl std::fmt::Debug for ReqKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ReqKey").field(&self.id()).finish()
     }
 }
 
 impl PartialEq for ReqKey {
     fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id()
+        self.part(REQUEST_ID) == other.part(REQUEST_ID)
     }
 }
 impl Eq for ReqKey {}
 impl Hash for ReqKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.id().hash(state)
+        self.part(REQUEST_ID).hash(state)
     }
 }
-impl Borrow<str> for ReqKey {
-    fn borrow(&self) -> &str {
-        self.id()
+impl Borrow<[u8]> for ReqKey {
+    fn borrow(&self) -> &[u8] {
+        self.part(REQUEST_ID)
     }
 }
 
@@ -225,27 +229,25 @@ fn frame(kind: K, max: usize, fields: impl Fn(&mut Enc<'_>)) -> Result<Frame, us
 }
 
 /// The fields ACK and extend share (tags 1..=9 in both messages).
-fn common(e: &Echo, enc: &mut Enc<'_>) {
-    enc.bytes(1, e.field(REQUEST_ID).as_bytes());
-    enc.bytes(2, e.field(ACCOUNT_ID).as_bytes());
-    enc.bytes(3, e.field(ENV_ID).as_bytes());
-    enc.bytes(4, e.field(APP_ID).as_bytes());
-    enc.bytes(5, e.field(FUNCTION_SLUG).as_bytes());
-    if let Some(step) = e.step_id() {
-        enc.always_bytes(6, step.as_bytes());
+fn common(e: &ReqKey, enc: &mut Enc<'_>) {
+    for (tag, part) in [(1, REQUEST_ID), (2, ACCOUNT_ID), (3, ENV_ID), (4, APP_ID), (5, FUNCTION_SLUG)] {
+        enc.bytes(tag, e.part(part));
     }
-    enc.bytes(7, &e.system_trace_ctx);
-    enc.bytes(8, &e.user_trace_ctx);
-    enc.bytes(9, e.field(RUN_ID).as_bytes());
+    if let Some(step) = e.step_id() {
+        enc.always_bytes(6, step);
+    }
+    enc.bytes(7, e.part(SYSTEM_TRACE_CTX));
+    enc.bytes(8, e.part(USER_TRACE_CTX));
+    enc.bytes(9, e.part(RUN_ID));
 }
 
 /// WORKER_REQUEST_ACK. Small and bounded by the request we received, so no limit check.
-pub(crate) fn ack(e: &Echo) -> Bytes {
+pub(crate) fn ack(e: &ReqKey) -> Bytes {
     frame(K::WorkerRequestAck, usize::MAX, |enc| common(e, enc)).map(|f| f.bytes).unwrap_or_default()
 }
 
 /// WORKER_REQUEST_EXTEND_LEASE with the given (newest) lease id.
-pub(crate) fn extend(e: &Echo, lease: &LeaseId) -> Bytes {
+pub(crate) fn extend(e: &ReqKey, lease: &LeaseId) -> Bytes {
     lease
         .with_str(|lease| {
             frame(K::WorkerRequestExtendLease, usize::MAX, |enc| {
@@ -258,12 +260,11 @@ pub(crate) fn extend(e: &Echo, lease: &LeaseId) -> Bytes {
 }
 
 /// WORKER_REPLY carrying the app's reply; `Err(len)` when over `max`.
-pub(crate) fn reply(e: &Echo, r: &Reply, sdk_version: &str, max: usize) -> Result<Frame, usize> {
+pub(crate) fn reply(e: &ReqKey, r: &Reply, sdk_version: &str, max: usize) -> Result<Frame, usize> {
     frame(K::WorkerReply, max, |enc| {
-        enc.bytes(1, e.field(REQUEST_ID).as_bytes());
-        enc.bytes(2, e.field(ACCOUNT_ID).as_bytes());
-        enc.bytes(3, e.field(ENV_ID).as_bytes());
-        enc.bytes(4, e.field(APP_ID).as_bytes());
+        for (tag, part) in [(1, REQUEST_ID), (2, ACCOUNT_ID), (3, ENV_ID), (4, APP_ID)] {
+            enc.bytes(tag, e.part(part));
+        }
         enc.varint(5, r.status as i32 as u64);
         enc.bytes(6, &r.body);
         enc.varint(7, u64::from(r.no_retry));
@@ -272,10 +273,92 @@ pub(crate) fn reply(e: &Echo, r: &Reply, sdk_version: &str, max: usize) -> Resul
         }
         enc.bytes(9, sdk_version.as_bytes());
         enc.varint(10, u64::from(r.request_version));
-        enc.bytes(11, &e.system_trace_ctx);
-        enc.bytes(12, &e.user_trace_ctx);
-        enc.bytes(13, e.field(RUN_ID).as_bytes());
+        enc.bytes(11, e.part(SYSTEM_TRACE_CTX));
+        enc.bytes(12, e.part(USER_TRACE_CTX));
+        enc.bytes(13, e.part(RUN_ID));
     })
+}
+
+/// The incoming frames of the request path, read in place: no allocation.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Hot<'a> {
+    Heartbeat,
+    ReplyAck { request_id: &'a str },
+    ExtendAck { request_id: &'a str, new_lease_id: Option<&'a str> },
+}
+
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+}
+
+/// Walk the fields of a protobuf message; `None` on anything malformed.
+fn fields<'a>(mut buf: &'a [u8], mut f: impl FnMut(u32, Field<'a>) -> Option<()>) -> Option<()> {
+    while !buf.is_empty() {
+        let key = prost::encoding::decode_varint(&mut buf).ok()?;
+        let tag = u32::try_from(key >> 3).ok().filter(|t| *t != 0)?;
+        match key & 7 {
+            0 => f(tag, Field::Varint(prost::encoding::decode_varint(&mut buf).ok()?))?,
+            2 => {
+                let len = usize::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+                let (value, rest) = (buf.get(..len)?, buf.get(len..)?);
+                buf = rest;
+                f(tag, Field::Bytes(value))?;
+            }
+            1 => buf = buf.get(8..)?,
+            5 => buf = buf.get(4..)?,
+            _ => return None,
+        }
+    }
+    Some(())
+}
+
+/// Recognise a heartbeat, reply ACK or extension ACK without decoding into
+/// owned messages. `None` for every other frame, and for anything this
+/// reader is unsure about: the caller then uses the full decoder, which
+/// reports errors properly.
+pub(crate) fn peek<'a>(frame: &'a [u8]) -> Option<Hot<'a>> {
+    let (mut kind, mut payload) = (0u64, &[][..]);
+    fields(frame, |tag, v| {
+        match (tag, v) {
+            (1, Field::Varint(k)) => kind = k,
+            (2, Field::Bytes(p)) => payload = p,
+            (1 | 2, _) => return None,
+            _ => {}
+        }
+        Some(())
+    })?;
+    let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
+    match kind {
+        k if k == K::GatewayHeartbeat as u64 => Some(Hot::Heartbeat),
+        k if k == K::WorkerReplyAck as u64 => {
+            let mut request_id = "";
+            fields(payload, |tag, v| {
+                match (tag, v) {
+                    (1, Field::Bytes(b)) => request_id = text(b)?,
+                    (1, _) => return None,
+                    _ => {}
+                }
+                Some(())
+            })?;
+            Some(Hot::ReplyAck { request_id })
+        }
+        k if k == K::WorkerRequestExtendLeaseAck as u64 => {
+            let (mut request_id, mut new_lease_id) = ("", None);
+            fields(payload, |tag, v| {
+                match (tag, v) {
+                    (1, Field::Bytes(b)) => request_id = text(b)?,
+                    (6, Field::Bytes(b)) => new_lease_id = Some(text(b)?),
+                    (2..=5, Field::Bytes(b)) => drop(text(b)?),
+                    (1..=6, _) => return None,
+                    _ => {}
+                }
+                Some(())
+            })?;
+            Some(Hot::ExtendAck { request_id, new_lease_id })
+        }
+        _ => None,
+    }
 }
 
 pub(crate) const HEARTBEAT: Bytes = Bytes::from_static(&[0x08, K::WorkerHeartbeat as u8]);
@@ -310,7 +393,7 @@ mod tests {
     fn ack_and_extend_decode_to_the_prost_messages() {
         for step in [None, Some(""), Some("step")] {
             let req = request(step);
-            let key = ReqKey::new(&req);
+            let key = ReqKey::new(&req, &mut Vec::new());
             let want_ack = WorkerRequestAckData {
                 request_id: req.request_id.clone(),
                 account_id: req.account_id.clone(),
@@ -322,14 +405,14 @@ mod tests {
                 user_trace_ctx: req.user_trace_ctx.clone(),
                 run_id: req.run_id.clone(),
             };
-            let got = Message::decode(ack(key.echo()), &Limits::default()).expect("decodes");
+            let got = Message::decode(ack(&key), &Limits::default()).expect("decodes");
             assert_eq!(got, Message::WorkerRequestAck(Box::new(want_ack.clone())));
             let bytes =
                 Message::WorkerRequestAck(Box::new(want_ack)).encode(&Limits::default()).expect("enc");
-            assert_eq!(bytes, ack(key.echo()), "byte-identical to prost");
+            assert_eq!(bytes, ack(&key), "byte-identical to prost");
 
             let lease = LeaseId::parse(&req.lease_id);
-            let got = Message::decode(extend(key.echo(), &lease), &Limits::default()).expect("decodes");
+            let got = Message::decode(extend(&key, &lease), &Limits::default()).expect("decodes");
             let Message::WorkerRequestExtendLease(got) = got else { panic!("kind") };
             assert_eq!(
                 *got,
@@ -352,9 +435,9 @@ mod tests {
     #[test]
     fn reply_is_byte_identical_to_prost_and_its_payload_is_the_flush_body() {
         let req = request(Some("step"));
-        let key = ReqKey::new(&req);
+        let key = ReqKey::new(&req, &mut Vec::new());
         let r = Reply::error(Bytes::from_static(b"{\"name\":\"E\"}"), true).with_retry_after("");
-        let f = reply(key.echo(), &r, "rust:v0.1.0", usize::MAX).expect("fits");
+        let f = reply(&key, &r, "rust:v0.1.0", usize::MAX).expect("fits");
         let want = SdkResponse {
             request_id: "req-1".into(),
             account_id: "acct".into(),
@@ -374,7 +457,35 @@ mod tests {
             Message::WorkerReply(Box::new(want.clone())).encode(&Limits::default()).expect("enc");
         assert_eq!(f.bytes, prost_bytes);
         assert_eq!(&f.bytes[f.payload_at..], &crate::wire::encode_body(&want)[..]);
-        assert_eq!(reply(key.echo(), &r, "x", 10).err(), Some(f.bytes.len() - "rust:v0.1.0".len() + 1));
+        assert_eq!(reply(&key, &r, "x", 10).err(), Some(f.bytes.len() - "rust:v0.1.0".len() + 1));
+    }
+
+    #[test]
+    fn peek_reads_the_hot_frames_like_the_full_decoder() {
+        use crate::wire::{WorkerReplyAckData, WorkerRequestExtendLeaseAckData};
+        let l = Limits::default();
+        let hb = Message::GatewayHeartbeat.encode(&l).expect("enc");
+        assert_eq!(peek(&hb), Some(Hot::Heartbeat));
+        let ack =
+            Message::WorkerReplyAck(WorkerReplyAckData { request_id: "r-1".into() }).encode(&l).expect("enc");
+        assert_eq!(peek(&ack), Some(Hot::ReplyAck { request_id: "r-1" }));
+        for lease in [None, Some(""), Some("01J0000000000000000000000Z")] {
+            let m = WorkerRequestExtendLeaseAckData {
+                request_id: "r-2".into(),
+                account_id: "a".into(),
+                function_slug: "f".into(),
+                new_lease_id: lease.map(Into::into),
+                ..Default::default()
+            };
+            let f = Message::WorkerRequestExtendLeaseAck(Box::new(m)).encode(&l).expect("enc");
+            assert_eq!(peek(&f), Some(Hot::ExtendAck { request_id: "r-2", new_lease_id: lease }));
+        }
+        // Not hot, or malformed: left to the full decoder.
+        assert_eq!(peek(&[]), None);
+        assert_eq!(peek(&[0x08, 0x03]), None);
+        assert_eq!(peek(&[0x08, 0x07, 0x12, 0x05, 0x0a, 0x03, 0xff, 0xfe, 0xfd]), None, "bad UTF-8");
+        assert_eq!(peek(&[0x08, 0x07, 0x12, 0x09]), None, "truncated");
+        assert_eq!(peek(&[0x08, 0x07, 0x12, 0x02, 0x08, 0x01]), None, "request_id as a varint");
     }
 
     #[test]

@@ -55,7 +55,7 @@ use ulid::Ulid;
 
 use crate::auth::SigningKey;
 use crate::backoff::Backoff;
-use crate::wire::{GatewayExecutorRequestData, Message, WorkerRequestExtendLeaseAckData};
+use crate::wire::{GatewayExecutorRequestData, Message};
 
 #[allow(unused_imports)] // named in the docs
 use super::config::Timeouts;
@@ -63,7 +63,7 @@ use super::config::{ConfigError, WorkerConfig};
 use super::events::{
     CommandError, ConnId, ConnectionState, Event, FatalError, HttpId, HttpResponse, Output, Reply, Timer,
 };
-use super::frames::{self, LeaseId, ReqKey};
+use super::frames::{self, Hot, LeaseId, ReqKey};
 use super::handshake::{self, StartInfo, StartOutcome, Statics};
 use super::requests::{Durable, ReplyPhase, ReplyState, Requests};
 
@@ -112,6 +112,8 @@ pub struct Worker {
     closed: bool,
     /// Why the last connection attempt failed or the last connection was lost, for logs.
     last_error: Option<String>,
+    /// Reused to build request keys with one allocation each.
+    scratch: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -192,6 +194,7 @@ impl Worker {
             shutdown_deadline: None,
             closed: false,
             last_error: None,
+            scratch: Vec::new(),
         };
         w.restore(durable);
         w.out.push_back(Output::Event(Event::StateChanged(ConnectionState::Connecting)));
@@ -226,8 +229,8 @@ impl Worker {
                 }
                 None => self.requests.insert_unleased(r.key.clone(), r.delivered_on),
             }
-            if let Some((frame, payload_at)) = r.reply {
-                self.requests.set_pending(&r.key, frame, payload_at, None, now + self.cfg.timeouts.reply_ack);
+            if let Some(reply) = r.reply {
+                self.requests.set_pending(r.key.id(), reply, None, now + self.cfg.timeouts.reply_ack);
             }
         }
     }
@@ -301,7 +304,19 @@ impl Worker {
         self.tick(now);
         let is_primary = self.primary.as_ref().is_some_and(|c| c.id == conn);
         let is_draining = self.draining.as_ref().is_some_and(|(c, _)| c.id == conn);
-        if !self.closed && (is_primary || is_draining) {
+        let active =
+            is_draining || self.primary.as_ref().is_some_and(|c| c.id == conn && c.phase == Phase::Active);
+        // The frequent small frames are read in place, without allocating.
+        let hot = (active && !self.closed && frame.len() <= self.cfg.limits.max_recv_frame)
+            .then(|| frames::peek(&frame))
+            .flatten();
+        if let Some(hot) = hot {
+            match hot {
+                Hot::Heartbeat => self.on_gateway_heartbeat(conn),
+                Hot::ReplyAck { request_id } => self.on_reply_ack(request_id),
+                Hot::ExtendAck { request_id, new_lease_id } => self.on_extend_ack(request_id, new_lease_id),
+            }
+        } else if !self.closed && (is_primary || is_draining) {
             match Message::decode(frame, &self.cfg.limits) {
                 Ok(msg) if is_primary => self.on_primary_message(msg),
                 Ok(msg) => self.on_active_message(conn, msg, false),
@@ -387,13 +402,13 @@ impl Worker {
         if self.closed {
             return Err(CommandError::Closed);
         }
-        let key =
-            self.requests.key(request_id).ok_or_else(|| CommandError::UnknownRequest(request_id.into()))?;
-        if !matches!(self.requests.get(request_id).map(|e| &e.reply), Some(ReplyState::Awaiting)) {
+        let entry =
+            self.requests.get(request_id).ok_or_else(|| CommandError::UnknownRequest(request_id.into()))?;
+        if !matches!(entry.reply, ReplyState::Awaiting) {
             return Ok(());
         }
         let max = self.cfg.limits.max_send_frame;
-        match frames::reply(key.echo(), &reply, &self.st.reply_sdk_version, max) {
+        match frames::reply(&entry.key, &reply, &self.st.reply_sdk_version, max) {
             Err(len) => {
                 self.requests.finish(request_id, self.cfg.finished_memory);
                 let error = format!("reply frame of {len} bytes is over the {max}-byte limit");
@@ -402,10 +417,10 @@ impl Worker {
             Ok(frame) => {
                 let sent_on = self.writable();
                 if let Some(conn) = sent_on {
-                    self.out.push_back(Output::Send { conn, frame: frame.bytes.clone() });
+                    self.out.push_back(Output::Send { conn, frame: frame.bytes });
                 }
                 let deadline = self.now + self.cfg.timeouts.reply_ack;
-                self.requests.set_pending(&key, frame.bytes, frame.payload_at, sent_on, deadline);
+                self.requests.set_pending(request_id, reply, sent_on, deadline);
             }
         }
         self.after_input();
@@ -652,32 +667,44 @@ impl Worker {
         // Replies not riding on this connection move to it.
         let resend: Vec<ReqKey> = self
             .requests
-            .pending_keys()
+            .pending()
             .filter(|(_, p)| p.sent_on != Some(conn) && !matches!(p.phase, ReplyPhase::Flushing(_)))
             .map(|(k, _)| k.clone())
             .collect();
         let deadline = self.now + self.cfg.timeouts.reply_ack;
         for key in resend {
+            if let Some(frame) = self.encode_pending(&key) {
+                self.out.push_back(Output::Send { conn, frame: frame.bytes });
+            }
             if let Some(ReplyState::Pending(p)) = self.requests.get_mut(key.id()).map(|e| &mut e.reply) {
                 p.sent_on = Some(conn);
-                self.out.push_back(Output::Send { conn, frame: p.frame.clone() });
             }
-            self.requests.set_reply_phase(&key, ReplyPhase::AwaitAck, deadline);
+            self.requests.set_reply_phase(key.id(), ReplyPhase::AwaitAck, deadline);
         }
+    }
+
+    /// The WORKER_REPLY frame of a pending reply (it passed the size check when the app replied).
+    fn encode_pending(&self, key: &ReqKey) -> Option<frames::Frame> {
+        let Some(ReplyState::Pending(p)) = self.requests.get(key.id()).map(|e| &e.reply) else { return None };
+        frames::reply(key, &p.reply, &self.st.reply_sdk_version, usize::MAX).ok()
     }
 
     fn on_active_message(&mut self, conn: ConnId, msg: Message, is_primary: bool) {
         match msg {
-            Message::GatewayHeartbeat => {
-                if let Some(c) = self.primary.as_mut().filter(|c| c.id == conn) {
-                    c.unanswered = 0;
-                }
-            }
+            Message::GatewayHeartbeat => self.on_gateway_heartbeat(conn),
             Message::GatewayExecutorRequest(req) => self.on_request(conn, req),
             Message::WorkerReplyAck(ack) => self.on_reply_ack(&ack.request_id),
-            Message::WorkerRequestExtendLeaseAck(ack) => self.on_extend_ack(&ack),
+            Message::WorkerRequestExtendLeaseAck(ack) => {
+                self.on_extend_ack(&ack.request_id, ack.new_lease_id.as_deref())
+            }
             Message::GatewayClosing if is_primary => self.start_drain(),
             _ => {}
+        }
+    }
+
+    fn on_gateway_heartbeat(&mut self, conn: ConnId) {
+        if let Some(c) = self.primary.as_mut().filter(|c| c.id == conn) {
+            c.unanswered = 0;
         }
     }
 
@@ -756,10 +783,10 @@ impl Worker {
     // ---- requests ---------------------------------------------------------
 
     fn on_request(&mut self, conn: ConnId, req: Box<GatewayExecutorRequestData>) {
-        if let Some(key) = self.requests.key(&req.request_id) {
+        if let Some(entry) = self.requests.get(&req.request_id) {
             // Already running or finished: ACK so the executor's forward
             // completes, adopt a newer lease, never run it twice.
-            self.out.push_back(Output::Send { conn, frame: frames::ack(key.echo()) });
+            self.out.push_back(Output::Send { conn, frame: frames::ack(&entry.key) });
             let lease = LeaseId::parse(&req.lease_id);
             let expires = self.lease_expiry(&lease);
             if let Some(l) = self.requests.get_mut(&req.request_id).and_then(|e| e.lease.as_mut()) {
@@ -776,8 +803,8 @@ impl Worker {
         if self.cfg.max_worker_concurrency.is_some_and(|max| self.requests.running() >= max as usize) {
             return; // over capacity: not ACKed, the gateway re-routes it
         }
-        let key = ReqKey::new(&req);
-        self.out.push_back(Output::Send { conn, frame: frames::ack(key.echo()) });
+        let key = ReqKey::new(&req, &mut self.scratch);
+        self.out.push_back(Output::Send { conn, frame: frames::ack(&key) });
         let lease = LeaseId::parse(&req.lease_id);
         let expires = self.lease_expiry(&lease);
         self.requests.insert(key, conn, lease, expires, self.now + self.extend_every);
@@ -800,50 +827,47 @@ impl Worker {
     }
 
     fn on_lease_due(&mut self, key: &ReqKey) {
-        let Some(entry) = self.requests.get(key.id()) else { return };
-        let Some(lease) = entry.lease.as_ref() else { return };
+        let Some(lease) = self.requests.get(key.id()).and_then(|e| e.lease.as_ref()) else { return };
         if lease.expires <= self.now {
-            let running = matches!(entry.reply, ReplyState::Awaiting);
-            self.requests.drop_lease(key.id());
-            if running {
+            if self.requests.drop_lease(key.id()) {
                 self.event(Event::LeaseLost { request_id: key.id().into() });
             }
             return;
         }
         if let Some(conn) = self.writable() {
-            self.out.push_back(Output::Send { conn, frame: frames::extend(key.echo(), &lease.id) });
+            self.out.push_back(Output::Send { conn, frame: frames::extend(key, &lease.id) });
         }
-        self.requests.reschedule_lease(key, self.now + self.extend_every);
+        self.requests.reschedule_lease(key.id(), self.now + self.extend_every);
     }
 
-    fn on_extend_ack(&mut self, ack: &WorkerRequestExtendLeaseAckData) {
-        let Some(entry) = self.requests.get(&ack.request_id) else { return };
-        let Some(lease) = entry.lease.as_ref() else { return }; // late: no longer extending
-        match ack.new_lease_id.as_deref() {
+    /// WORKER_REQUEST_EXTEND_LEASE_ACK: a new lease id, or none (lost).
+    fn on_extend_ack(&mut self, request_id: &str, new_lease_id: Option<&str>) {
+        let Some(lease) = self.requests.get(request_id).and_then(|e| e.lease.as_ref()) else {
+            return; // unknown, or late: no longer extending
+        };
+        match new_lease_id {
             Some(new) => {
                 let new = LeaseId::parse(new);
                 if new.older_than(&lease.id) {
                     return; // a late ack for an older extension
                 }
                 let expires = self.lease_expiry(&new);
-                if let Some(l) = self.requests.get_mut(&ack.request_id).and_then(|e| e.lease.as_mut()) {
+                if let Some(l) = self.requests.get_mut(request_id).and_then(|e| e.lease.as_mut()) {
                     l.id = new;
                     l.expires = expires;
                 }
             }
             None => {
-                let running = matches!(entry.reply, ReplyState::Awaiting);
-                self.requests.drop_lease(&ack.request_id);
-                if running {
-                    self.event(Event::LeaseLost { request_id: ack.request_id.clone() });
+                if self.requests.drop_lease(request_id) {
+                    self.event(Event::LeaseLost { request_id: request_id.into() });
                 }
             }
         }
     }
 
     fn on_reply_ack(&mut self, request_id: &str) {
-        if matches!(self.requests.get(request_id).map(|e| &e.reply), Some(ReplyState::Pending(_))) {
-            self.requests.finish(request_id, self.cfg.finished_memory);
+        let pending = matches!(self.requests.get(request_id).map(|e| &e.reply), Some(ReplyState::Pending(_)));
+        if pending && self.requests.finish(request_id, self.cfg.finished_memory) {
             self.event(Event::ReplyAcked { request_id: request_id.into() });
         }
     }
@@ -854,13 +878,14 @@ impl Worker {
         let Some(ReplyState::Pending(p)) = self.requests.get(key.id()).map(|e| &e.reply) else { return };
         match p.phase {
             ReplyPhase::AwaitAck | ReplyPhase::FlushWait => {
-                let body = p.frame.slice(p.payload_at..);
+                let Some(frame) = self.encode_pending(key) else { return };
+                let body = frame.bytes.slice(frame.payload_at..);
                 let http = HttpId(self.next_id());
                 let request = handshake::flush_request(&self.cfg, &self.st, self.current_key(), body);
                 self.http.insert(http, HttpPurpose::Flush(key.clone()));
                 self.out.push_back(Output::Http { id: http, request });
                 let deadline = self.now + self.cfg.timeouts.flush_call;
-                self.requests.set_reply_phase(key, ReplyPhase::Flushing(http), deadline);
+                self.requests.set_reply_phase(key.id(), ReplyPhase::Flushing(http), deadline);
             }
             ReplyPhase::Flushing(http) => {
                 self.http.remove(&http);
@@ -901,7 +926,7 @@ impl Worker {
         let attempt = p.flush_failures;
         p.flush_failures += 1;
         let delay = self.cfg.flush_backoff.delay(attempt, &mut self.rng).max(self.cfg.intervals.min_interval);
-        self.requests.set_reply_phase(key, ReplyPhase::FlushWait, self.now + delay);
+        self.requests.set_reply_phase(key.id(), ReplyPhase::FlushWait, self.now + delay);
     }
 
     // ---- shutdown and the end ---------------------------------------------
@@ -923,7 +948,7 @@ impl Worker {
     }
 
     fn shutdown_expired(&mut self) {
-        let running: Vec<String> = self.requests.awaiting_keys().map(|k| k.id().to_owned()).collect();
+        let running: Vec<String> = self.requests.awaiting().map(|k| k.id().to_owned()).collect();
         for request_id in running {
             self.event(Event::LeaseLost { request_id });
         }
@@ -932,7 +957,7 @@ impl Worker {
     }
 
     fn fail_pending_replies(&mut self, why: &str) {
-        let pending: Vec<String> = self.requests.pending_keys().map(|(k, _)| k.id().to_owned()).collect();
+        let pending: Vec<String> = self.requests.pending().map(|(k, _)| k.id().to_owned()).collect();
         for request_id in pending {
             self.requests.finish(&request_id, self.cfg.finished_memory);
             self.event(Event::ReplyFailed { request_id, error: why.into() });
@@ -942,7 +967,7 @@ impl Worker {
     fn fatal(&mut self, error: FatalError) {
         let why = format!("the worker stopped: {error}");
         self.event(Event::Fatal(error));
-        let running: Vec<String> = self.requests.awaiting_keys().map(|k| k.id().to_owned()).collect();
+        let running: Vec<String> = self.requests.awaiting().map(|k| k.id().to_owned()).collect();
         for request_id in running {
             self.event(Event::LeaseLost { request_id });
         }

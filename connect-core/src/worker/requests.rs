@@ -3,21 +3,22 @@
 //! extension goes on whichever connection is usable) and can be moved to a
 //! fresh machine with [`Durable`].
 //!
-//! This module keeps the data consistent (timer queues in step with the
-//! entries); the decisions (what to send where) are made in `machine.rs`.
+//! This module keeps the data consistent (timer queues and counters in step
+//! with the entries), with one table lookup per operation; the decisions
+//! (what to send where) are made in `machine.rs`.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
-use bytes::Bytes;
-
-use super::events::{ConnId, HttpId};
+use super::events::{ConnId, HttpId, Reply};
 use super::frames::{LeaseId, ReqKey};
 use super::timers::{TimerKey, TimerQueue};
 
 /// One request this machine has seen.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    pub(crate) key: ReqKey,
     /// The connection that delivered it (the ACK went there).
     pub(crate) delivered_on: ConnId,
     /// Present while the lease is extended: until the reply is acknowledged
@@ -46,9 +47,9 @@ pub(crate) enum ReplyState {
 
 #[derive(Debug)]
 pub(crate) struct PendingReply {
-    /// The whole WORKER_REPLY frame; `frame[payload_at..]` is the SDKResponse (the flush body).
-    pub(crate) frame: Bytes,
-    pub(crate) payload_at: usize,
+    /// The app's reply. Kept rather than the encoded frame: a re-send or a
+    /// flush re-encodes it, which is rare, and the common path saves a copy.
+    pub(crate) reply: Reply,
     /// The connection it was last sent on, if any.
     pub(crate) sent_on: Option<ConnId>,
     pub(crate) phase: ReplyPhase,
@@ -66,10 +67,39 @@ pub(crate) enum ReplyPhase {
     FlushWait,
 }
 
+/// A fast hash for request ids. They come from the gateway, which is trusted
+/// (it decides what we run anyway), so SipHash's flooding resistance buys nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h ^ u64::from_le_bytes(w)).wrapping_mul(K).rotate_left(31);
+        }
+        for &b in chunks.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
+    fn finish(&self) -> u64 {
+        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 29)
+    }
+}
+
+type IdMap = HashMap<ReqKey, Entry, BuildHasherDefault<IdHasher>>;
+
 /// The in-flight table and its two deadline queues.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    map: HashMap<ReqKey, Entry>,
+    map: IdMap,
     pub(crate) lease_timers: TimerQueue<ReqKey>,
     pub(crate) reply_timers: TimerQueue<ReqKey>,
     /// Done entries in the order they finished, for bounded memory.
@@ -82,15 +112,11 @@ pub(crate) struct Requests {
 
 impl Requests {
     pub(crate) fn get(&self, id: &str) -> Option<&Entry> {
-        self.map.get(id)
+        self.map.get(id.as_bytes())
     }
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
-        self.map.get_mut(id)
-    }
-
-    pub(crate) fn key(&self, id: &str) -> Option<ReqKey> {
-        self.map.get_key_value(id).map(|(k, _)| k.clone())
+        self.map.get_mut(id.as_bytes())
     }
 
     pub(crate) fn running(&self) -> usize {
@@ -118,111 +144,106 @@ impl Requests {
         let timer = self.lease_timers.insert(extend_at.min(expires), key.clone());
         let lease = Some(Lease { id: lease, expires, timer });
         self.running += 1;
-        self.map.insert(key, Entry { delivered_on: conn, lease, reply: ReplyState::Awaiting });
+        self.map.insert(key.clone(), Entry { key, delivered_on: conn, lease, reply: ReplyState::Awaiting });
     }
 
-    /// Re-queue a lease's timer for `at`.
-    pub(crate) fn reschedule_lease(&mut self, key: &ReqKey, at: Instant) {
-        if let Some(lease) = self.map.get_mut(key.id()).and_then(|e| e.lease.as_mut()) {
-            self.lease_timers.remove(lease.timer);
-            lease.timer = self.lease_timers.insert(at.min(lease.expires), key.clone());
-        }
-    }
-
-    /// Stop extending (lease lost, or the reply is settled).
-    pub(crate) fn drop_lease(&mut self, id: &str) {
-        if let Some(lease) = self.map.get_mut(id).and_then(|e| e.lease.take()) {
-            self.lease_timers.remove(lease.timer);
-        }
-    }
-
-    /// Store a reply for a request that had none (the caller sends it), due at `deadline`.
-    pub(crate) fn set_pending(
-        &mut self,
-        key: &ReqKey,
-        frame: Bytes,
-        payload_at: usize,
-        sent_on: Option<ConnId>,
-        deadline: Instant,
-    ) {
-        let Some(entry) = self.map.get_mut(key.id()) else { return };
-        match &entry.reply {
-            ReplyState::Awaiting => self.running -= 1,
-            ReplyState::Pending(old) => {
-                self.reply_timers.remove(old.timer);
-                self.pending_replies -= 1;
+    /// Re-queue a lease's timer for `at` (or its expiry, if sooner).
+    pub(crate) fn reschedule_lease(&mut self, id: &str, at: Instant) {
+        if let Some(e) = self.map.get_mut(id.as_bytes()) {
+            if let Some(lease) = e.lease.as_mut() {
+                self.lease_timers.remove(lease.timer);
+                lease.timer = self.lease_timers.insert(at.min(lease.expires), e.key.clone());
             }
-            ReplyState::Done => {}
         }
-        let timer = self.reply_timers.insert(deadline, key.clone());
-        let phase = ReplyPhase::AwaitAck;
-        entry.reply =
-            ReplyState::Pending(PendingReply { frame, payload_at, sent_on, phase, timer, flush_failures: 0 });
+    }
+
+    /// Stop extending (lease lost). Returns whether the app is still running it.
+    pub(crate) fn drop_lease(&mut self, id: &str) -> bool {
+        let Some(e) = self.map.get_mut(id.as_bytes()) else { return false };
+        if let Some(lease) = e.lease.take() {
+            self.lease_timers.remove(lease.timer);
+        }
+        matches!(e.reply, ReplyState::Awaiting)
+    }
+
+    /// Store the reply of a request still awaiting one (the caller sends it);
+    /// its ack deadline is `deadline`.
+    pub(crate) fn set_pending(&mut self, id: &str, reply: Reply, sent_on: Option<ConnId>, deadline: Instant) {
+        let Some(e) = self.map.get_mut(id.as_bytes()) else { return };
+        if !matches!(e.reply, ReplyState::Awaiting) {
+            return;
+        }
+        self.running -= 1;
         self.pending_replies += 1;
+        let timer = self.reply_timers.insert(deadline, e.key.clone());
+        let phase = ReplyPhase::AwaitAck;
+        e.reply = ReplyState::Pending(PendingReply { reply, sent_on, phase, timer, flush_failures: 0 });
     }
 
     /// Move a pending reply to another phase with a new deadline.
-    pub(crate) fn set_reply_phase(&mut self, key: &ReqKey, phase: ReplyPhase, deadline: Instant) {
-        if let Some(Entry { reply: ReplyState::Pending(p), .. }) = self.map.get_mut(key.id()) {
+    pub(crate) fn set_reply_phase(&mut self, id: &str, phase: ReplyPhase, deadline: Instant) {
+        if let Some(Entry { reply: ReplyState::Pending(p), key, .. }) = self.map.get_mut(id.as_bytes()) {
             self.reply_timers.remove(p.timer);
             p.timer = self.reply_timers.insert(deadline, key.clone());
             p.phase = phase;
         }
     }
 
-    /// The request is settled (reply acked, flushed or failed): stop
-    /// extending, forget the reply, remember the id for a while.
-    pub(crate) fn finish(&mut self, id: &str, memory: usize) {
-        let Some(key) = self.key(id) else { return };
-        self.drop_lease(id);
-        let Some(entry) = self.map.get_mut(id) else { return };
-        match std::mem::replace(&mut entry.reply, ReplyState::Done) {
-            ReplyState::Awaiting => self.running -= 1,
+    /// The request is settled (reply acked, flushed or failed, or given up):
+    /// stop extending, forget the reply, remember the id for a while.
+    /// Returns whether it had a pending reply.
+    pub(crate) fn finish(&mut self, id: &str, memory: usize) -> bool {
+        let Some(e) = self.map.get_mut(id.as_bytes()) else { return false };
+        if let Some(lease) = e.lease.take() {
+            self.lease_timers.remove(lease.timer);
+        }
+        let had_reply = match std::mem::replace(&mut e.reply, ReplyState::Done) {
+            ReplyState::Awaiting => {
+                self.running -= 1;
+                false
+            }
             ReplyState::Pending(p) => {
                 self.reply_timers.remove(p.timer);
                 self.pending_replies -= 1;
+                true
             }
-            ReplyState::Done => return,
-        }
-        self.finished.push_back(key);
+            ReplyState::Done => return false,
+        };
+        self.finished.push_back(e.key.clone());
         while self.finished.len() > memory {
             if let Some(old) = self.finished.pop_front() {
-                self.map.remove(old.id());
+                self.map.remove(old.id().as_bytes());
             }
         }
+        had_reply
     }
 
-    /// Ids of requests with a pending reply, in no particular order.
-    pub(crate) fn pending_keys(&self) -> impl Iterator<Item = (&ReqKey, &PendingReply)> {
-        self.map.iter().filter_map(|(k, e)| match &e.reply {
-            ReplyState::Pending(p) => Some((k, p)),
+    /// Requests with a pending reply, in no particular order.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (&ReqKey, &PendingReply)> {
+        self.map.values().filter_map(|e| match &e.reply {
+            ReplyState::Pending(p) => Some((&e.key, p)),
             _ => None,
         })
     }
 
-    pub(crate) fn awaiting_keys(&self) -> impl Iterator<Item = &ReqKey> {
-        self.map.iter().filter(|(_, e)| matches!(e.reply, ReplyState::Awaiting)).map(|(k, _)| k)
+    pub(crate) fn awaiting(&self) -> impl Iterator<Item = &ReqKey> {
+        self.map.values().filter(|e| matches!(e.reply, ReplyState::Awaiting)).map(|e| &e.key)
     }
 
     /// Empty the table into a [`Durable`].
     pub(crate) fn take(&mut self) -> Durable {
         let mut requests = Vec::with_capacity(self.map.len());
         let mut finished = Vec::new();
-        for (key, entry) in self.map.drain() {
-            let lease = entry.lease.map(|l| (l.id, l.expires));
-            match entry.reply {
-                ReplyState::Awaiting => requests.push(DurableRequest {
-                    key,
-                    delivered_on: entry.delivered_on,
-                    lease,
-                    reply: None,
-                }),
-                ReplyState::Pending(p) => requests.push(DurableRequest {
-                    key,
-                    delivered_on: entry.delivered_on,
-                    lease,
-                    reply: Some((p.frame, p.payload_at)),
-                }),
+        for (_, e) in self.map.drain() {
+            let lease = e.lease.map(|l| (l.id, l.expires));
+            let (key, delivered_on) = (e.key, e.delivered_on);
+            match e.reply {
+                ReplyState::Awaiting => {
+                    requests.push(DurableRequest { key, delivered_on, lease, reply: None })
+                }
+                ReplyState::Pending(p) => {
+                    requests.push(DurableRequest { key, delivered_on, lease, reply: Some(p.reply) })
+                }
                 ReplyState::Done => finished.push(key),
             }
         }
@@ -237,13 +258,14 @@ impl Requests {
     /// Remember a finished id from a [`Durable`].
     pub(crate) fn insert_finished(&mut self, key: ReqKey, conn: ConnId) {
         self.finished.push_back(key.clone());
-        self.map.insert(key, Entry { delivered_on: conn, lease: None, reply: ReplyState::Done });
+        self.map.insert(key.clone(), Entry { key, delivered_on: conn, lease: None, reply: ReplyState::Done });
     }
 
     /// Track a request from a [`Durable`] whose lease is no longer extended.
     pub(crate) fn insert_unleased(&mut self, key: ReqKey, conn: ConnId) {
         self.running += 1;
-        self.map.insert(key, Entry { delivered_on: conn, lease: None, reply: ReplyState::Awaiting });
+        self.map
+            .insert(key.clone(), Entry { key, delivered_on: conn, lease: None, reply: ReplyState::Awaiting });
     }
 }
 
@@ -265,8 +287,8 @@ pub(crate) struct DurableRequest {
     pub(crate) key: ReqKey,
     pub(crate) delivered_on: ConnId,
     pub(crate) lease: Option<(LeaseId, Instant)>,
-    /// The reply frame and its payload offset, if the app has replied.
-    pub(crate) reply: Option<(Bytes, usize)>,
+    /// The app's reply, if it has replied.
+    pub(crate) reply: Option<Reply>,
 }
 
 impl Durable {
@@ -284,5 +306,22 @@ impl Durable {
     }
     pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<ReqKey>, u64) {
         (self.requests, self.finished, self.next_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn id_hash_spreads_similar_ids() {
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000 {
+            let id = format!("01JQ9A2B1C2D3E4F{i:010}");
+            seen.insert(build.hash_one(id.as_bytes()) >> 48);
+        }
+        assert!(seen.len() > 9_000, "{} distinct top-16-bit values", seen.len());
     }
 }
