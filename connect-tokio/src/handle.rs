@@ -1,0 +1,132 @@
+//! The user's handle on a running worker.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use connect_core::worker::ConnectionState;
+use tokio::sync::{mpsc, watch};
+
+use crate::pump::{Input, Shared};
+
+/// Why a worker stopped or could not get ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    /// An error that cannot heal (rejected signing key, rejected sync,
+    /// endless connection-thread crashes).
+    #[error("worker stopped: {0}")]
+    Fatal(String),
+    /// The worker closed (after a shutdown) before it became ready.
+    #[error("worker closed before it became ready")]
+    Closed,
+}
+
+/// A running worker. Dropping it does not stop the worker; call
+/// [`shutdown`](WorkerHandle::shutdown) and await [`closed`](WorkerHandle::closed).
+#[derive(Clone)]
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    state: watch::Receiver<ConnectionState>,
+    inbox: mpsc::UnboundedSender<Input>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle").field("state", &self.state()).finish_non_exhaustive()
+    }
+}
+
+impl WorkerHandle {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        state: watch::Receiver<ConnectionState>,
+        inbox: mpsc::UnboundedSender<Input>,
+    ) -> Self {
+        WorkerHandle { shared, state, inbox }
+    }
+
+    /// The connection state now.
+    pub fn state(&self) -> ConnectionState {
+        *self.state.borrow()
+    }
+
+    /// Every change of the connection state.
+    pub fn state_watch(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    /// The fatal error, if the worker stopped for one.
+    pub fn fatal_error(&self) -> Option<String> {
+        self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// How many times the connection thread was restarted after a crash.
+    pub fn restarts(&self) -> u64 {
+        self.shared.health.restarts()
+    }
+
+    /// Wait until a connection is ACTIVE.
+    pub async fn ready(&self) -> Result<(), WorkerError> {
+        let mut rx = self.state.clone();
+        let state = *rx
+            .wait_for(|s| matches!(s, ConnectionState::Active | ConnectionState::Closed))
+            .await
+            .map_err(|_| WorkerError::Closed)?;
+        match (state, self.fatal_error()) {
+            (ConnectionState::Active, _) => Ok(()),
+            (_, Some(e)) => Err(WorkerError::Fatal(e)),
+            _ => Err(WorkerError::Closed),
+        }
+    }
+
+    /// Start a graceful shutdown: pause, wait for in-flight handlers (bounded
+    /// by the shutdown timeout), flush replies, close. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.shutdown_requested.store(true, Ordering::Release);
+        let _ = self.inbox.send(Input::Shutdown);
+        self.shared.health.wake();
+    }
+
+    /// Wait until the worker is CLOSED. `Err` if it stopped for a fatal error.
+    pub async fn closed(&self) -> Result<(), WorkerError> {
+        let mut rx = self.state.clone();
+        let _ = rx.wait_for(|s| *s == ConnectionState::Closed).await;
+        match self.fatal_error() {
+            Some(e) => Err(WorkerError::Fatal(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Shut down on SIGINT or SIGTERM.
+    pub(crate) fn shutdown_on_signals(&self) {
+        let handle = self.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received; shutting down gracefully");
+            handle.shutdown();
+        });
+    }
+
+    /// Test hook: make the connection thread panic, to exercise the supervisor.
+    #[doc(hidden)]
+    pub fn inject_connection_panic(&self) {
+        let _ = self.inbox.send(Input::Panic);
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

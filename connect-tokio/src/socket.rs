@@ -1,0 +1,116 @@
+//! One WebSocket: dial with the subprotocol, then a reader task that turns
+//! messages into pump inputs and a writer task fed by a channel, so a slow
+//! socket never blocks the pump loop.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use connect_core::wire::Limits;
+use connect_core::worker::ConnId;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+
+use crate::pump::IoEvent;
+
+enum Out {
+    Frame(Bytes),
+    Close(u16, String),
+}
+
+/// The pump's end of a connection's writer task.
+pub(crate) struct Writer(mpsc::UnboundedSender<Out>);
+
+impl Writer {
+    pub(crate) fn send(&self, frame: Bytes) {
+        let _ = self.0.send(Out::Frame(frame));
+    }
+
+    pub(crate) fn close(self, code: u16, reason: String) {
+        let _ = self.0.send(Out::Close(code, reason));
+    }
+}
+
+/// Dial `url`, then report `Connected`, every frame, and finally `Closed`
+/// through `emit` (which returns false once the pump is gone).
+pub(crate) async fn connect(
+    conn: ConnId,
+    url: String,
+    subprotocol: &'static str,
+    timeout: Duration,
+    limits: Limits,
+    emit: impl Fn(IoEvent) -> bool + Send + 'static,
+) {
+    let mut request = match url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => {
+            emit(IoEvent::ConnectFailed(conn, format!("bad gateway URL {url:?}: {e}")));
+            return;
+        }
+    };
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(subprotocol));
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limits.max_recv_frame))
+        .max_frame_size(Some(limits.max_recv_frame));
+    let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let ws = match tokio::time::timeout(timeout, dial).await {
+        Ok(Ok((ws, _response))) => ws,
+        Ok(Err(e)) => {
+            emit(IoEvent::ConnectFailed(conn, e.to_string()));
+            return;
+        }
+        Err(_) => {
+            emit(IoEvent::ConnectFailed(conn, format!("WebSocket upgrade timed out after {timeout:?}")));
+            return;
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    if !emit(IoEvent::Connected(conn, Writer(tx))) {
+        return;
+    }
+    tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            match out {
+                Out::Frame(frame) => {
+                    if sink.send(WsMessage::Binary(frame)).await.is_err() {
+                        break;
+                    }
+                }
+                Out::Close(code, reason) => {
+                    let frame = CloseFrame { code: code.into(), reason: reason.into() };
+                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                    let _ = sink.close().await;
+                    break;
+                }
+            }
+        }
+    });
+    let close = loop {
+        match stream.next().await {
+            Some(Ok(WsMessage::Binary(b))) => {
+                if !emit(IoEvent::Frame(conn, b)) {
+                    return;
+                }
+            }
+            Some(Ok(WsMessage::Text(t))) => {
+                if !emit(IoEvent::Frame(conn, Bytes::copy_from_slice(t.as_bytes()))) {
+                    return;
+                }
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                break frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+            Some(Ok(_)) => {} // ping/pong are answered by tungstenite
+            Some(Err(e)) => {
+                tracing::debug!(conn = conn.0, "socket error: {e}");
+                break None;
+            }
+            None => break None,
+        }
+    };
+    emit(IoEvent::Closed(conn, close));
+}
