@@ -396,3 +396,78 @@ impl Requests for Sim {
             .collect()
     }
 }
+
+/// A reply made while no connection is up waits for its ACK deadline, then
+/// goes out as an HTTP flush.
+#[test]
+fn reply_without_a_connection_is_flushed_at_the_deadline() {
+    let mut sim = Sim::new(config());
+    let conn = sim.invoke("r1");
+    sim.script.start_status = None; // no reconnect for now
+    sim.close(conn, None);
+    sim.reply("r1", Reply::done("1"));
+    assert_eq!(sim.w.poll_timeout().map(|(_, t)| t), Some(connect_core::worker::Timer::Backoff));
+    sim.advance(secs(5));
+    assert_eq!(sim.flushed.len(), 1);
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
+}
+
+/// A reply made while reconnecting goes out on the new connection once it is
+/// ACTIVE (within the ACK deadline), not over HTTP.
+#[test]
+fn reply_made_while_reconnecting_goes_on_the_new_connection() {
+    let mut sim = Sim::new(config());
+    let old = sim.invoke("r1");
+    sim.close(old, None);
+    sim.reply("r1", Reply::done("1"));
+    sim.run_until(secs(5), |s| s.state() == connect_core::worker::ConnectionState::Active);
+    let new = sim.active_conn();
+    assert!(sim.sent_on(new).iter().any(is_reply));
+    assert!(sim.flushed.is_empty());
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
+}
+
+/// Extensions due while disconnected are skipped (nothing is written
+/// anywhere) and resume, with the newest lease, on the next connection.
+#[test]
+fn extensions_pause_while_disconnected_and_resume_on_reconnect() {
+    let mut sim = Sim::new(config());
+    let old = sim.invoke("r1");
+    sim.advance(secs(30));
+    let renewed = extends(&sim).len();
+    assert_eq!(renewed, 1);
+    sim.script.start_status = None;
+    sim.close(old, None);
+    sim.advance(secs(30));
+    assert_eq!(extends(&sim).len(), 1, "no connection: no extension");
+    sim.script.start_status = Some(200);
+    let (id, req) = sim.pending_http.pop_front().expect("a start call");
+    sim.answer_http(id, &req, 200);
+    sim.pump();
+    sim.advance(secs(30));
+    let ext = extends(&sim);
+    assert_eq!(ext.len(), 2);
+    let granted_on_first = sim.lease_grants.iter().filter(|(id, _)| id == "r1").count();
+    assert!(granted_on_first >= 2, "the renewed lease is the one extended");
+    assert_ne!(ext[1].1, ext[0].1);
+}
+
+/// poll_timeout names why it wants to be woken.
+#[test]
+fn poll_timeout_names_the_reply_ack_and_lease_deadlines() {
+    use connect_core::worker::Timer;
+    let mut sim = Sim::new(config());
+    sim.script.ack_replies = false;
+    sim.invoke("r1");
+    sim.advance(secs(9));
+    assert_eq!(sim.w.poll_timeout().map(|(_, t)| t), Some(Timer::Heartbeat));
+    sim.invoke("r2");
+    sim.reply("r2", Reply::done("1"));
+    sim.advance(ms(1_500)); // heartbeat at 10 s done; the reply's deadline is 14 s
+    assert_eq!(sim.w.poll_timeout().map(|(at, t)| (at - sim.base, t)), Some((secs(14), Timer::ReplyAck)));
+    sim.script.flush_status = None;
+    sim.advance(secs(4));
+    assert_eq!(sim.w.poll_timeout().map(|(_, t)| t), Some(Timer::Heartbeat));
+    sim.advance(secs(6));
+    assert_eq!(sim.w.poll_timeout().map(|(at, t)| (at - sim.base, t)), Some((secs(24), Timer::Flush)));
+}

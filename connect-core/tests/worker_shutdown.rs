@@ -18,6 +18,8 @@ fn idle_shutdown_pauses_closes_and_ends_with_closed() {
     assert_eq!(sim.closes(), [(conn, 1000, "WORKER_SHUTDOWN".into())]);
     assert_eq!(sim.events().last(), Some(&Event::Closed));
     assert_eq!(sim.w.poll_timeout(), None);
+    use ConnectionState::*;
+    assert_eq!(sim.states(), [Connecting, Active, Closing, Closed]);
 }
 
 /// Shutdown waits for in-flight requests while heartbeating and extending,

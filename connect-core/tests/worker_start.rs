@@ -324,3 +324,44 @@ fn start_request_body_lists_excluded_gateways() {
     sim.send(conn, Message::GatewayClosing);
     assert_eq!(sim.start_bodies.last(), Some(&StartRequest { exclude_gateways: vec!["gw-1".into()] }));
 }
+
+/// The connection id comes from the start response when it is a ULID;
+/// otherwise one is made from the wall clock (started_at + elapsed) and the
+/// seed, so a replay makes the same id.
+#[test]
+fn connection_id_is_the_start_responses_or_a_seeded_ulid() {
+    let sim = Sim::new(config());
+    let Some(Event::Ready { connection_id, .. }) =
+        sim.events().into_iter().find(|e| matches!(e, Event::Ready { .. }))
+    else {
+        panic!("ready")
+    };
+    assert_eq!(connection_id, ulid::Ulid::from_parts(1, 1).to_string(), "the start response's id");
+
+    let made = |seed| {
+        let mut c = config();
+        c.seed = seed;
+        let mut sim = Sim::scripted(c, Script { start_status: None, ..Script::default() });
+        sim.advance(secs(3));
+        let body = connect_core::wire::encode_body(&connect_core::wire::StartResponse {
+            connection_id: "not-a-ulid".into(),
+            gateway_endpoint: "ws://gw/v0/connect".into(),
+            ..Default::default()
+        });
+        let (id, _) = sim.pending_http.pop_front().expect("start");
+        sim.w.handle_http_response(sim.now, id, Ok(HttpResponse { status: 200, body }));
+        sim.pump();
+        sim.events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Ready { connection_id, .. } => Some(connection_id),
+                _ => None,
+            })
+            .expect("ready")
+    };
+    let a = made(9);
+    let ulid = ulid::Ulid::from_string(&a).expect("a ULID");
+    assert_eq!(ulid.timestamp_ms(), 1_750_000_003_000, "wall clock: started_at + 3 s");
+    assert_eq!(a, made(9));
+    assert_ne!(a, made(10));
+}

@@ -934,6 +934,7 @@ impl Worker {
     /// After every input: derive the state, and complete a shutdown whose work is done.
     fn after_input(&mut self) {
         if !self.closed && self.shutdown_deadline.is_some() {
+            self.refresh_state(); // PAUSED or CLOSING first, even if CLOSED follows at once
             if self.requests.idle() {
                 self.close_all();
             } else if self.requests.running() == 0 {
