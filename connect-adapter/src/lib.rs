@@ -13,6 +13,8 @@
 //!   works in sync and async code on any executor.
 //! - [`HttpClient`]: the start and flush calls (ureq, rustls, certificates verified).
 //! - [`WorkerOptions`]: builder settings and Inngest's environment variables.
+//! - [`session`]: the non-IO half of every pump loop (inputs into the machine,
+//!   outputs carried out through the adapter's IO, events handled).
 //! - [`supervisor`]: the respawning supervisor of the connection thread.
 #![forbid(unsafe_code)]
 
@@ -20,8 +22,10 @@ mod cancel;
 mod ctx;
 mod function;
 mod http;
+mod invoke;
 mod options;
 mod outcome;
+pub mod session;
 pub mod supervisor;
 mod system;
 
@@ -30,6 +34,7 @@ pub use connect_core;
 pub use ctx::Ctx;
 pub use function::Function;
 pub use http::HttpClient;
+pub use invoke::{invoke_async, invoke_blocking};
 pub use options::{BuildError, WorkerOptions};
 pub use outcome::{HandlerError, HandlerResult, Retry, reply_for, reply_for_panic};
 pub use system::system_attributes;

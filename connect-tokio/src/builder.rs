@@ -2,18 +2,18 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use connect_adapter::supervisor::{self, Health, SupervisorConfig};
+use connect_adapter::session::{Carry, Session};
+use connect_adapter::supervisor::{self, SupervisorConfig};
 use connect_adapter::{BuildError, Ctx, Function, HandlerResult, HttpClient, WorkerOptions};
 use connect_core::auth::SigningKey;
 use connect_core::worker::{ConnectionState, WorkerConfig};
 use tokio::sync::{mpsc, watch};
 
 use crate::handle::WorkerHandle;
-use crate::pump::{self, Carry, Handler, Shared};
+use crate::pump::{self, Handler, Shared};
 
 /// Entry point: `Worker::builder("my-app")`.
 #[derive(Debug)]
@@ -195,43 +195,34 @@ impl Builder {
         let (inbox_tx, inbox) = mpsc::unbounded_channel();
         let span = tracing::info_span!("connect", app = %app_id, instance = %config.instance_id);
         tracing::info!(parent: &span, api = %config.api_base_url, seed = config.seed, same_runtime = self.same_runtime, "starting worker");
-        let health = Arc::new(Health::default());
-        let shared = Arc::new(Shared {
-            config,
-            handlers,
-            user_rt,
-            state_tx,
-            fatal: Mutex::new(None),
-            health: health.clone(),
-            inbox_tx: inbox_tx.clone(),
-            http: HttpClient::new(),
-            shutdown_requested: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
-            span,
+        let session = Session::new(config, handlers, span, move |state| {
+            state_tx.send_replace(state);
         });
-        let carry = Carry { durable: Default::default(), inbox, cancels: HashMap::new() };
+        let shared =
+            Arc::new(Shared { session, user_rt, inbox_tx: inbox_tx.clone(), http: HttpClient::new() });
+        let carry = Carry::new(inbox);
         if self.same_runtime {
             let shared2 = shared.clone();
             tokio::spawn(async move {
                 let mut carry = carry;
-                if let Some(mut machine) = pump::new_machine(&shared2, &mut carry) {
+                if let Some(mut machine) = shared2.session.new_machine(&mut carry.durable) {
                     pump::pump(&shared2, &mut machine, &mut carry).await;
                 }
             });
         } else {
             let dispatch = tracing::dispatcher::get_default(|d| d.clone());
             let mut sup = self.supervisor.clone();
-            sup.seed = shared.config.seed;
+            sup.seed = shared.session.config.seed;
             let body_shared = shared.clone();
             let fatal_shared = shared.clone();
             supervisor::spawn(
                 format!("connect-{app_id}"),
                 sup,
                 carry,
-                health,
+                shared.session.health.clone(),
                 dispatch,
                 move |carry| pump::run_incarnation(body_shared.clone(), carry),
-                move |msg| fatal_shared.set_fatal(msg),
+                move |msg| fatal_shared.session.set_fatal(msg),
             )
             .map_err(|e| BuildError::Config(format!("could not start the connection thread: {e}")))?;
         }

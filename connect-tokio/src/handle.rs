@@ -1,7 +1,6 @@
 //! The user's handle on a running worker.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use connect_core::worker::ConnectionState;
 use tokio::sync::{mpsc, watch};
@@ -56,12 +55,12 @@ impl WorkerHandle {
 
     /// The fatal error, if the worker stopped for one.
     pub fn fatal_error(&self) -> Option<String> {
-        self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared.session.fatal_error()
     }
 
     /// How many times the connection thread was restarted after a crash.
     pub fn restarts(&self) -> u64 {
-        self.shared.health.restarts()
+        self.shared.session.health.restarts()
     }
 
     /// Wait until a connection is ACTIVE.
@@ -81,9 +80,8 @@ impl WorkerHandle {
     /// Start a graceful shutdown: pause, wait for in-flight handlers (bounded
     /// by the shutdown timeout), flush replies, close. Idempotent.
     pub fn shutdown(&self) {
-        self.shared.shutdown_requested.store(true, Ordering::Release);
+        self.shared.session.request_shutdown();
         let _ = self.inbox.send(Input::Shutdown);
-        self.shared.health.wake();
     }
 
     /// Wait until the worker is CLOSED. `Err` if it stopped for a fatal error.

@@ -14,22 +14,26 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
-use crate::pump::IoEvent;
+use connect_adapter::session::FrameSink;
 
+pub(crate) type IoEvent = connect_adapter::session::IoEvent<Writer>;
+
+#[derive(Debug)]
 enum Out {
     Frame(Bytes),
     Close(u16, String),
 }
 
 /// The pump's end of a connection's writer task.
+#[derive(Debug)]
 pub(crate) struct Writer(mpsc::UnboundedSender<Out>);
 
-impl Writer {
-    pub(crate) fn send(&self, frame: Bytes) {
+impl FrameSink for Writer {
+    fn send(&self, frame: Bytes) {
         let _ = self.0.send(Out::Frame(frame));
     }
 
-    pub(crate) fn close(self, code: u16, reason: String) {
+    fn close(self, code: u16, reason: String) {
         let _ = self.0.send(Out::Close(code, reason));
     }
 }
