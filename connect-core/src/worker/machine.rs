@@ -212,9 +212,7 @@ impl Worker {
         // No connection is up yet: the first extension waits one interval (or
         // less, if the lease would expire sooner).
         let extend_at = now + self.extend_every;
-        for key in finished {
-            self.requests.insert_finished(key, ConnId(u64::MAX));
-        }
+        self.requests.insert_finished(finished, self.cfg.finished_memory);
         for r in requests {
             match r.lease {
                 Some((lease, expires)) if expires > now => {
@@ -402,8 +400,12 @@ impl Worker {
         if self.closed {
             return Err(CommandError::Closed);
         }
-        let entry =
-            self.requests.get(request_id).ok_or_else(|| CommandError::UnknownRequest(request_id.into()))?;
+        let Some(entry) = self.requests.get(request_id) else {
+            return match self.requests.is_finished(request_id) {
+                true => Ok(()), // replied before: idempotent
+                false => Err(CommandError::UnknownRequest(request_id.into())),
+            };
+        };
         if !matches!(entry.reply, ReplyState::Awaiting) {
             return Ok(());
         }
@@ -795,6 +797,13 @@ impl Worker {
                     l.expires = expires;
                 }
             }
+            return;
+        }
+        if self.requests.is_finished(&req.request_id) {
+            // Done here already: ACK so the executor's forward completes (it
+            // finds the stored reply), but never run it twice.
+            let key = ReqKey::new(&req, &mut self.scratch);
+            self.out.push_back(Output::Send { conn, frame: frames::ack(&key) });
             return;
         }
         if self.shutdown_deadline.is_some() {

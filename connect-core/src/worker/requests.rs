@@ -8,7 +8,7 @@
 //! (what to send where) are made in `machine.rs`.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use super::events::{ConnId, HttpId, Reply};
@@ -41,8 +41,6 @@ pub(crate) enum ReplyState {
     Awaiting,
     /// Replied, not yet acknowledged.
     Pending(PendingReply),
-    /// Acknowledged, flushed or failed: remembered only so it is not run twice.
-    Done,
 }
 
 #[derive(Debug)]
@@ -96,14 +94,39 @@ impl Hasher for IdHasher {
 
 type IdMap = HashMap<ReqKey, Entry, BuildHasherDefault<IdHasher>>;
 
+/// For keys that are hashes already.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The remembered form of a finished request id.
+fn id_hash(id: &str) -> u64 {
+    BuildHasherDefault::<IdHasher>::default().hash_one(id.as_bytes())
+}
+
 /// The in-flight table and its two deadline queues.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
     map: IdMap,
     pub(crate) lease_timers: TimerQueue<ReqKey>,
     pub(crate) reply_timers: TimerQueue<ReqKey>,
-    /// Done entries in the order they finished, for bounded memory.
-    finished: VecDeque<ReqKey>,
+    /// Settled requests, remembered (as a 64-bit hash of the id, 16 bytes
+    /// each) only so that a re-delivery is not run twice; oldest first.
+    finished: HashMap<u64, (), BuildHasherDefault<PassThrough>>,
+    finished_order: VecDeque<u64>,
     /// Entries in `Awaiting` (handed to the app, no reply yet).
     running: usize,
     /// Entries with a pending reply.
@@ -117,6 +140,11 @@ impl Requests {
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
         self.map.get_mut(id.as_bytes())
+    }
+
+    /// The request was settled here (and is remembered).
+    pub(crate) fn is_finished(&self, id: &str) -> bool {
+        self.finished.contains_key(&id_hash(id))
     }
 
     pub(crate) fn running(&self) -> usize {
@@ -193,11 +221,11 @@ impl Requests {
     /// stop extending, forget the reply, remember the id for a while.
     /// Returns whether it had a pending reply.
     pub(crate) fn finish(&mut self, id: &str, memory: usize) -> bool {
-        let Some(e) = self.map.get_mut(id.as_bytes()) else { return false };
-        if let Some(lease) = e.lease.take() {
+        let Some(e) = self.map.remove(id.as_bytes()) else { return false };
+        if let Some(lease) = e.lease {
             self.lease_timers.remove(lease.timer);
         }
-        let had_reply = match std::mem::replace(&mut e.reply, ReplyState::Done) {
+        let had_reply = match e.reply {
             ReplyState::Awaiting => {
                 self.running -= 1;
                 false
@@ -207,15 +235,20 @@ impl Requests {
                 self.pending_replies -= 1;
                 true
             }
-            ReplyState::Done => return false,
         };
-        self.finished.push_back(e.key.clone());
-        while self.finished.len() > memory {
-            if let Some(old) = self.finished.pop_front() {
-                self.map.remove(old.id().as_bytes());
+        self.remember(id_hash(id), memory);
+        had_reply
+    }
+
+    fn remember(&mut self, hash: u64, memory: usize) {
+        if self.finished.insert(hash, ()).is_none() {
+            self.finished_order.push_back(hash);
+        }
+        while self.finished_order.len() > memory {
+            if let Some(old) = self.finished_order.pop_front() {
+                self.finished.remove(&old);
             }
         }
-        had_reply
     }
 
     /// Requests with a pending reply, in no particular order.
@@ -233,7 +266,8 @@ impl Requests {
     /// Empty the table into a [`Durable`].
     pub(crate) fn take(&mut self) -> Durable {
         let mut requests = Vec::with_capacity(self.map.len());
-        let mut finished = Vec::new();
+        let finished = std::mem::take(&mut self.finished_order).into();
+        self.finished.clear();
         for (_, e) in self.map.drain() {
             let lease = e.lease.map(|l| (l.id, l.expires));
             let (key, delivered_on) = (e.key, e.delivered_on);
@@ -244,21 +278,20 @@ impl Requests {
                 ReplyState::Pending(p) => {
                     requests.push(DurableRequest { key, delivered_on, lease, reply: Some(p.reply) })
                 }
-                ReplyState::Done => finished.push(key),
             }
         }
         self.lease_timers.clear();
         self.reply_timers.clear();
-        self.finished.clear();
         self.running = 0;
         self.pending_replies = 0;
         Durable { requests, finished, next_id: 0 }
     }
 
-    /// Remember a finished id from a [`Durable`].
-    pub(crate) fn insert_finished(&mut self, key: ReqKey, conn: ConnId) {
-        self.finished.push_back(key.clone());
-        self.map.insert(key.clone(), Entry { key, delivered_on: conn, lease: None, reply: ReplyState::Done });
+    /// Remember finished ids from a [`Durable`].
+    pub(crate) fn insert_finished(&mut self, hashes: Vec<u64>, memory: usize) {
+        for hash in hashes {
+            self.remember(hash, memory);
+        }
     }
 
     /// Track a request from a [`Durable`] whose lease is no longer extended.
@@ -277,7 +310,8 @@ impl Requests {
 #[derive(Clone, Debug, Default)]
 pub struct Durable {
     requests: Vec<DurableRequest>,
-    finished: Vec<ReqKey>,
+    /// Hashes of settled request ids, oldest first.
+    finished: Vec<u64>,
     /// The next connection/HTTP id, so that ids are not reused across a respawn.
     pub(crate) next_id: u64,
 }
@@ -304,7 +338,7 @@ impl Durable {
     pub fn unacked_reply_ids(&self) -> impl Iterator<Item = &str> {
         self.requests.iter().filter(|r| r.reply.is_some()).map(|r| r.key.id())
     }
-    pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<ReqKey>, u64) {
+    pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<u64>, u64) {
         (self.requests, self.finished, self.next_id)
     }
 }
