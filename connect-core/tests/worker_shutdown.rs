@@ -210,3 +210,14 @@ fn respawned_machine_flushes_when_it_cannot_connect() {
     assert_eq!(sim2.flushed[0].request_id, "r1");
     assert!(sim2.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
 }
+
+/// The machine and its durable state can move to another thread (the
+/// adapters run the machine on a connection thread and respawn it).
+#[test]
+fn machine_and_durable_state_are_send() {
+    fn is_send<T: Send + 'static>() {}
+    is_send::<connect_core::worker::Worker>();
+    is_send::<connect_core::worker::Durable>();
+    fn is_clone_default<T: Clone + Default + std::fmt::Debug>() {}
+    is_clone_default::<connect_core::worker::Durable>();
+}

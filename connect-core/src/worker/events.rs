@@ -46,7 +46,8 @@ pub enum Output {
     /// Send one binary message on `conn`.
     Send { conn: ConnId, frame: Bytes },
     /// Close `conn` with this code and reason. The machine never writes to it
-    /// again and ignores whatever still arrives from it.
+    /// again and ignores whatever still arrives from it. It may name a
+    /// connection whose dial has not finished yet: abandon that dial.
     Close { conn: ConnId, code: u16, reason: String },
     /// Tell the app.
     Event(Event),
@@ -65,7 +66,9 @@ pub enum Event {
     /// The payload shares the frame's memory.
     Invocation(Box<GatewayExecutorRequestData>),
     /// The request's lease is gone (a NACK, or it expired locally): another
-    /// worker may run it. Cancel the handler; a reply is still accepted and sent.
+    /// worker may run it. Cancel the handler; a reply is still accepted and
+    /// sent. Also sent for every running request when the machine gives up on
+    /// it (shutdown deadline, fatal error).
     LeaseLost {
         request_id: String,
     },

@@ -394,7 +394,10 @@ impl Worker {
     // ---- commands ---------------------------------------------------------
 
     /// The app's reply to `request_id`. Idempotent: a second reply for the
-    /// same id is ignored. `Err` only for an id this machine never saw.
+    /// same id is ignored. `Err` only for an id this machine never saw (or
+    /// settled so long ago that it is no longer remembered, see
+    /// [`WorkerConfig::finished_memory`]). A reply for a request whose lease
+    /// was lost is still sent: the executor may yet take it.
     pub fn reply(&mut self, now: Instant, request_id: &str, reply: Reply) -> Result<(), CommandError> {
         self.tick(now);
         if self.closed {
