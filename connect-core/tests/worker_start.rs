@@ -314,6 +314,9 @@ fn invalid_config_is_refused_by_new() {
     let mut c: WorkerConfig = config();
     c.signing_key = Some(SigningKey::new("signkey-branch-aa").expect("key"));
     assert!(Worker::new(c, Default::default(), std::time::Instant::now()).is_err());
+    let mut c = config();
+    c.reconnect_backoff.initial = std::time::Duration::ZERO;
+    assert!(Worker::new(c, Default::default(), std::time::Instant::now()).is_err());
 }
 
 /// The body of a start call after a drain names the excluded group.

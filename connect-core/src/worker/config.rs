@@ -185,6 +185,10 @@ impl WorkerConfig {
         if self.heartbeat_miss_limit == 0 {
             return Err(ConfigError::ZeroHeartbeatMissLimit);
         }
+        if self.reconnect_backoff.initial.is_zero() || self.flush_backoff.initial.is_zero() {
+            // Retrying with no delay at all is a hot loop whenever the peer fails fast.
+            return Err(ConfigError::ZeroBackoff);
+        }
         Ok(())
     }
 }
@@ -202,6 +206,8 @@ pub enum ConfigError {
     BranchKeyWithoutEnv,
     #[error("heartbeat_miss_limit must be at least 1")]
     ZeroHeartbeatMissLimit,
+    #[error("a backoff's initial delay must be above zero")]
+    ZeroBackoff,
     #[error("could not encode {what} as JSON: {error}")]
     Json { what: &'static str, error: String },
 }

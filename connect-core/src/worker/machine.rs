@@ -19,7 +19,7 @@
 //! | AwaitReady  | GATEWAY_CONNECTION_READY         | `Ready`            | backoff, retry    |
 //! | Active      | GATEWAY_HEARTBEAT per heartbeat  | `Heartbeat`        | reconnect         |
 //!
-//! The requests (in flight, replied, finished) live in [`Requests`], outside
+//! The requests (in flight, replied, finished) live in `requests.rs`, outside
 //! any connection: ACKs go on the delivering connection, extensions and
 //! replies on the writable one (primary if ACTIVE, else the draining one), or
 //! nowhere when there is none (an extension waits for its next tick, a reply
