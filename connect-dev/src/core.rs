@@ -49,9 +49,11 @@ pub(crate) enum Cmd {
         writer: mpsc::UnboundedSender<WsOut>,
         reply: Reply<ConnId>,
     },
+    /// `at`: when the socket task read it, so that queueing here does not stretch heartbeat gaps.
     Frame {
         conn: ConnId,
         frame: Bytes,
+        at: Instant,
     },
     TooLarge {
         conn: ConnId,
@@ -112,7 +114,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                     writers.insert(conn, writer);
                     reply(conn);
                 }
-                Cmd::Frame { conn, frame } => server.handle_frame(Instant::now(), conn, frame),
+                Cmd::Frame { conn, frame, at } => server.handle_frame(at, conn, frame),
                 Cmd::TooLarge { conn } => server.handle_frame_too_large(Instant::now(), conn),
                 Cmd::Closed { conn, close } => server.handle_closed(Instant::now(), conn, close),
                 Cmd::Start { auth, body, endpoint, reply } => {

@@ -281,6 +281,16 @@ impl DevServer {
         ids.pop().ok_or(DevError::ShutDown)
     }
 
+    /// Send several events at once (one round trip). Returns their ids in order.
+    pub fn send_events(
+        &self,
+        events: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<Vec<String>, DevError> {
+        let events: Vec<EventIn> =
+            events.into_iter().map(|(name, data)| EventIn { name, data, id: None, ts: None }).collect();
+        self.block(ANSWER_TIMEOUT, "event ids", |reply| Cmd::Events { events, reply })
+    }
+
     pub fn run(&self, run_id: &str) -> Result<Option<Run>, DevError> {
         let id = run_id.to_owned();
         self.block(ANSWER_TIMEOUT, "a run", move |reply| {

@@ -2,9 +2,9 @@
 //! `v0.connect.inngest.com` subprotocol, one task per socket pumping frames
 //! between the socket and the core task.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use connect_core::gateway::CloseFrame;
+use connect_core::gateway::{CloseFrame, ConnId};
 use connect_core::wire::SUBPROTOCOL;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,11 +49,10 @@ async fn connection(stream: TcpStream, core: mpsc::UnboundedSender<Cmd>, max_fra
         }
         Ok(resp)
     };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
-    else {
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let (id_tx, id_rx) = tokio::sync::oneshot::channel();
     let accept = Cmd::Accept {
         writer: tx,
@@ -65,61 +64,94 @@ async fn connection(stream: TcpStream, core: mpsc::UnboundedSender<Cmd>, max_fra
         return;
     }
     let Ok(conn) = id_rx.await else { return };
-    let report = |cmd: Cmd| drop(core.send(cmd));
-    loop {
-        tokio::select! {
-            biased;
-            out = rx.recv() => match out {
-                Some(WsOut::Frame(frame)) => {
-                    if ws.feed(Message::Binary(frame)).await.is_err() { break; }
-                    // Batch whatever else is queued into one flush.
-                    let mut closing = None;
-                    while let Ok(more) = rx.try_recv() {
-                        match more {
-                            WsOut::Frame(f) => if ws.feed(Message::Binary(f)).await.is_err() { break },
-                            WsOut::Close(c) => { closing = Some(c); break }
-                        }
-                    }
-                    if ws.flush().await.is_err() { break; }
-                    if let Some(close) = closing {
-                        return close_socket(ws, close).await;
-                    }
-                }
-                Some(WsOut::Close(close)) => return close_socket(ws, close).await,
-                // The core forgot this connection (it saw the close): finish the closing handshake.
-                None => return linger(ws).await,
-            },
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Binary(frame))) => report(Cmd::Frame { conn, frame }),
-                Some(Ok(Message::Text(text))) => report(Cmd::Frame { conn, frame: bytes::Bytes::from(text) }),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    let close = frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str()));
-                    report(Cmd::Closed { conn, close });
-                    return linger(ws).await;
-                }
-                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => report(Cmd::TooLarge { conn }),
-                Some(Err(_)) | None => {
-                    report(Cmd::Closed { conn, close: None });
-                    return;
-                }
-            },
-        }
-    }
-    report(Cmd::Closed { conn, close: None });
+    // Reading and writing run side by side, as Inngest's gateway does: a worker
+    // that is slow to read must not stop us from reading its replies.
+    let (sink, stream) = ws.split();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(write_loop(sink, rx, stop_tx));
+    read_loop(stream, conn, core, stop_rx).await;
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
 
-async fn close_socket(mut ws: Ws, close: Option<CloseFrame>) {
-    let Some(close) = close else { return }; // dropped without a close frame
-    let frame = WsCloseFrame { code: close.code.into(), reason: close.reason.into() };
-    if ws.send(Message::Close(Some(frame))).await.is_ok() {
-        linger(ws).await;
+/// How the writer ended: it sent a close frame (wait a little for the peer's), or the socket must drop now.
+enum Stop {
+    Linger,
+    Now,
+}
+
+async fn read_loop(
+    mut stream: futures_util::stream::SplitStream<Ws>,
+    conn: ConnId,
+    core: mpsc::UnboundedSender<Cmd>,
+    mut stop: tokio::sync::oneshot::Receiver<Stop>,
+) {
+    let report = |cmd: Cmd| drop(core.send(cmd));
+    loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Binary(frame))) => report(Cmd::Frame { conn, frame, at: Instant::now() }),
+                Some(Ok(Message::Text(text))) => {
+                    report(Cmd::Frame { conn, frame: bytes::Bytes::from(text), at: Instant::now() })
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(frame))) => {
+                    let close = frame.map(|f| CloseFrame::new(u16::from(f.code), f.reason.as_str()));
+                    report(Cmd::Closed { conn, close });
+                    return linger(stream).await;
+                }
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => report(Cmd::TooLarge { conn }),
+                Some(Err(_)) | None => return report(Cmd::Closed { conn, close: None }),
+            },
+            how = &mut stop => match how {
+                Ok(Stop::Linger) => return linger(stream).await,
+                Ok(Stop::Now) | Err(_) => return,
+            },
+        }
     }
 }
 
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<Ws, Message>,
+    mut rx: mpsc::UnboundedReceiver<WsOut>,
+    stop: tokio::sync::oneshot::Sender<Stop>,
+) {
+    let how = loop {
+        let Some(out) = rx.recv().await else {
+            // The core forgot this connection (it saw the peer's close): the reader finishes up.
+            return;
+        };
+        let mut next = Some(out);
+        // Batch whatever is queued into one flush.
+        while let Some(out) = next.take() {
+            match out {
+                WsOut::Frame(frame) => {
+                    if sink.feed(Message::Binary(frame)).await.is_err() {
+                        break;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                WsOut::Close(None) => {
+                    let _ = stop.send(Stop::Now);
+                    return;
+                }
+                WsOut::Close(Some(close)) => {
+                    let frame = WsCloseFrame { code: close.code.into(), reason: close.reason.into() };
+                    let sent = sink.send(Message::Close(Some(frame))).await;
+                    let _ = stop.send(if sent.is_ok() { Stop::Linger } else { Stop::Now });
+                    return;
+                }
+            }
+        }
+        if sink.flush().await.is_err() {
+            break Stop::Now;
+        }
+    };
+    let _ = stop.send(how);
+}
+
 /// Read until the peer finishes the close handshake (tungstenite answers its close), bounded.
-async fn linger(mut ws: Ws) {
-    let _ = tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+async fn linger(mut stream: futures_util::stream::SplitStream<Ws>) {
+    let _ =
+        tokio::time::timeout(CLOSE_LINGER, async { while let Some(Ok(_)) = stream.next().await {} }).await;
 }
