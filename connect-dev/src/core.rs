@@ -91,6 +91,9 @@ pub(crate) enum Cmd {
     },
 }
 
+/// How long shutdown waits for sockets to send their close frames.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<WsOut>> = HashMap::new();
     let mut waiters: Vec<Waiter> = Vec::new();
@@ -107,6 +110,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
             _ = sleep_until(deadline) => Step::Timer,
         };
         let mut shutdown = None;
+        let mut closing: Vec<mpsc::UnboundedSender<WsOut>> = Vec::new();
         match step {
             Step::Cmd(cmd) => match cmd {
                 Cmd::Accept { writer, reply } => {
@@ -143,6 +147,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                 }
                 Cmd::Wait(w) => waiters.push(w),
                 Cmd::Shutdown { reply } => {
+                    closing = writers.values().cloned().collect();
                     server.close_all(Instant::now());
                     shutdown = Some(reply);
                 }
@@ -156,6 +161,11 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
             waiters.retain_mut(|w| w.deadline > now && !(w.check)(&server));
         }
         if let Some(reply) = shutdown {
+            // Give the socket tasks a moment to send their 1001 close frames before the runtime goes.
+            let end = Instant::now() + SHUTDOWN_GRACE;
+            while Instant::now() < end && closing.iter().any(|w| !w.is_closed()) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
             reply(());
             break;
         }

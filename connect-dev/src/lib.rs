@@ -401,8 +401,6 @@ impl DevServer {
     fn stop(&mut self) {
         let Some(thread) = self.thread.take() else { return };
         let _ = self.block(Duration::from_secs(5), "shutdown", |reply| Cmd::Shutdown { reply });
-        // Let the sockets' tasks send their close frames before the runtime goes away.
-        std::thread::sleep(Duration::from_millis(50));
         let _ = thread.join(); // `core::run` has returned, so the runtime is winding down.
     }
 

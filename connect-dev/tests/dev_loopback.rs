@@ -189,3 +189,13 @@ fn a_reply_can_be_flushed_over_http() {
     let run = dev.wait_for_run_end(&event_id, T).expect("run");
     assert_eq!(run.output, Some(serde_json::json!("flushed")));
 }
+
+/// Shutting the server down closes every socket with 1001 `connect_gateway_closing`, so workers reconnect.
+#[test]
+fn shutdown_closes_sockets_with_1001() {
+    let dev = dev();
+    let mut ws = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+    dev.wait_for_connections(1, T).expect("ready");
+    dev.shutdown();
+    assert_eq!(recv_close(&mut ws), Some((1001, "connect_gateway_closing".into())));
+}
