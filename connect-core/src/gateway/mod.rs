@@ -47,239 +47,40 @@
 //!
 //! Unknown kinds, WORKER_STATUS and gateway-to-worker kinds sent by a worker are ignored, as Inngest does.
 
+mod config;
 mod conn;
 pub mod executor;
 mod handshake;
 mod http;
 pub mod lease;
+mod messages;
 pub mod run;
 mod server;
 mod timers;
 pub mod token;
+mod types;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use prost::Message as _;
 
-use crate::auth::HashedKey;
 use crate::duration::format_go_duration;
-use crate::payload::FunctionConfig;
 use crate::wire::{
-    ConnectMessage, GATEWAY_READ_LIMIT, GatewayConnectionReadyData, GatewayExecutorRequestData,
-    GatewayMessageType as K, Limits, Message, SdkResponse, WorkerReplyAckData,
-    WorkerRequestExtendLeaseAckData,
+    ConnectMessage, GatewayConnectionReadyData, GatewayExecutorRequestData, GatewayMessageType as K, Limits,
+    Message,
 };
 
+pub use config::GatewayConfig;
 use conn::Conn;
 pub use conn::{ConnId, Phase};
 pub use http::HttpError;
-use lease::{Extension, Lease};
+use lease::Lease;
 pub use server::{Server, ServerOutput};
 pub use timers::Timer;
 use timers::Timers;
-
-/// Gateway settings. Defaults are Inngest's (PROTOCOL.md section 4.1).
-#[derive(Clone, Debug)]
-pub struct GatewayConfig {
-    /// Sent in READY; also the heartbeat-check tick. Default 10 s.
-    pub heartbeat_interval: Duration,
-    /// Sent in READY. Default 30 s.
-    pub extend_lease_interval: Duration,
-    /// Sent in READY; zero disables WORKER_STATUS. Default 0.
-    pub status_interval: Duration,
-    /// How long a lease (and each extension) lasts. `None`: 4 x `extend_lease_interval` (2 min by default).
-    pub lease_duration: Option<Duration>,
-    /// How long after expiry a lease is given up. `None`: `extend_lease_interval` / 6 (5 s by default).
-    pub lease_grace: Option<Duration>,
-    /// WORKER_CONNECT must arrive this soon after HELLO. Default 5 s.
-    pub hello_timeout: Duration,
-    /// After GATEWAY_CLOSING, how long a worker has to close. Default 25 s.
-    pub drain_timeout: Duration,
-    /// Close after this many heartbeat intervals without one. Default 5.
-    pub heartbeat_misses: u32,
-    /// Default 10.
-    pub apps_per_connection: usize,
-    /// The WebSocket read limit. Default 8 MiB.
-    pub max_frame: usize,
-    /// With a key, start and flush calls must bring its hashed form as a bearer token (401 otherwise).
-    pub signing_key: Option<HashedKey>,
-    /// HMAC secret of session tokens.
-    pub token_secret: Vec<u8>,
-    /// Default 5 min.
-    pub token_lifetime: Duration,
-    /// Name of the first gateway group; a drain moves new sockets to `<name>-2`, `<name>-3`, ...
-    pub group_name: String,
-    /// Seeds lease ids and tokens' neighbours, so a simulation replays exactly.
-    pub seed: u64,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            heartbeat_interval: Duration::from_secs(10),
-            extend_lease_interval: Duration::from_secs(30),
-            status_interval: Duration::ZERO,
-            lease_duration: None,
-            lease_grace: None,
-            hello_timeout: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(25),
-            heartbeat_misses: 5,
-            apps_per_connection: 10,
-            max_frame: GATEWAY_READ_LIMIT,
-            signing_key: None,
-            token_secret: b"this-does-not-need-to-be-secret".to_vec(),
-            token_lifetime: Duration::from_secs(300),
-            group_name: "gw-dev".into(),
-            seed: 0,
-        }
-    }
-}
-
-impl GatewayConfig {
-    pub fn lease_duration(&self) -> Duration {
-        self.lease_duration.unwrap_or(self.extend_lease_interval * 4)
-    }
-    pub fn lease_grace(&self) -> Duration {
-        self.lease_grace.unwrap_or(self.extend_lease_interval / 6)
-    }
-}
-
-/// A close frame (code and reason) the gateway sends or received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CloseFrame {
-    pub code: u16,
-    pub reason: String,
-}
-
-impl CloseFrame {
-    pub fn new(code: u16, reason: impl Into<String>) -> Self {
-        CloseFrame { code, reason: reason.into() }
-    }
-}
-
-/// Why a connection ended, as Inngest records it: a `WorkerDisconnectReason`
-/// name (`WORKER_SHUTDOWN`, `UNEXPECTED`, `GATEWAY_DRAINING`,
-/// `CONSECUTIVE_HEARTBEATS_MISSED`, `MESSAGE_TOO_LARGE`), the worker's own
-/// close reason, or the syscode the gateway closed with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Disconnect {
-    pub reason: String,
-    /// The close frame sent (`by_gateway`) or received; `None` if the socket just dropped.
-    pub close: Option<CloseFrame>,
-    pub by_gateway: bool,
-}
-
-/// One app of a connected worker, with its parsed functions.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AppInfo {
-    pub name: String,
-    pub version: Option<String>,
-    pub functions: Vec<FunctionConfig>,
-}
-
-/// What a worker said in an accepted WORKER_CONNECT.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkerInfo {
-    /// The worker's own connection id (a ULID from the start call).
-    pub connection_id: String,
-    pub instance_id: String,
-    /// The gateway group the socket joined.
-    pub group: String,
-    pub apps: Vec<AppInfo>,
-    /// `None` or 0: unlimited.
-    pub max_worker_concurrency: Option<u64>,
-    pub sdk_language: String,
-    pub sdk_version: String,
-    pub manual_readiness_ack: bool,
-}
-
-/// What the gateway tells the executor (and the logs).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// WORKER_CONNECT was accepted and READY sent.
-    Connected {
-        conn: ConnId,
-        worker: Box<WorkerInfo>,
-    },
-    /// The connection is routable: at once, or on WORKER_READY for a manual readiness ack.
-    Ready {
-        conn: ConnId,
-    },
-    /// A heartbeat, with the gap since the previous one (the first: since READY was sent).
-    Heartbeat {
-        conn: ConnId,
-        gap: Duration,
-    },
-    RequestAcked {
-        conn: ConnId,
-        request_id: String,
-    },
-    LeaseExtended {
-        conn: ConnId,
-        request_id: String,
-        lease_id: String,
-    },
-    LeaseNacked {
-        conn: ConnId,
-        request_id: String,
-    },
-    /// A lease ran out (plus grace). `acked: false` means the request was never acked.
-    LeaseExpired {
-        request_id: String,
-        acked: bool,
-    },
-    /// A WORKER_REPLY (`conn` is set) or an HTTP flush (`conn` is `None`).
-    Replied {
-        conn: Option<ConnId>,
-        response: Box<SdkResponse>,
-    },
-    /// WORKER_PAUSE. `released`: requests forwarded here and never acked; their
-    /// leases are dropped and the executor should route them elsewhere.
-    Paused {
-        conn: ConnId,
-        released: Vec<String>,
-    },
-    /// GATEWAY_CLOSING was sent.
-    Draining {
-        conn: ConnId,
-    },
-    /// The connection is gone. `released` as for `Paused`.
-    Disconnected {
-        conn: ConnId,
-        disconnect: Disconnect,
-        released: Vec<String>,
-    },
-}
-
-/// What the shell must do, in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Output {
-    Send {
-        conn: ConnId,
-        frame: Bytes,
-    },
-    /// Close the socket with this frame, or drop it without one (`None`).
-    Close {
-        conn: ConnId,
-        frame: Option<CloseFrame>,
-    },
-    Event(Event),
-}
-
-/// Local misuse of [`Gateway::forward`].
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ForwardError {
-    #[error("{0} is not open")]
-    UnknownConn(ConnId),
-    #[error("{conn} is {phase:?}, not Ready")]
-    NotRoutable { conn: ConnId, phase: Phase },
-    #[error("request {0} already holds a live lease")]
-    AlreadyLeased(String),
-    #[error("request frame is too large: {0}")]
-    TooLarge(String),
-}
+pub use types::{AppInfo, CloseFrame, Disconnect, Event, ForwardError, Output, WorkerInfo};
 
 /// The gateway machine. See the module docs for the run loop and the transition table.
 #[derive(Debug)]
@@ -568,119 +369,6 @@ impl Gateway {
     /// Whether outputs are queued (a cheaper check than `poll_timeout`).
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
-    }
-
-    // ---- per-message handlers ----
-
-    fn on_heartbeat(&mut self, now: Instant, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        let gap = conn.heartbeat(now);
-        let answer = conn.phase.answers_heartbeats();
-        self.out.push_back(Output::Event(Event::Heartbeat { conn: id, gap }));
-        if answer {
-            self.send(id, &Message::GatewayHeartbeat);
-        }
-    }
-
-    fn on_worker_ready(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        match conn.phase {
-            Phase::AwaitingReady => {
-                conn.phase = Phase::Ready;
-                self.out.push_back(Output::Event(Event::Ready { conn: id }));
-            }
-            Phase::Draining => self.close(id, 1001, "connect_gateway_closing", Some("GATEWAY_DRAINING")),
-            _ => {} // already routable, or paused: Inngest ignores it.
-        }
-    }
-
-    fn on_pause(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        if matches!(conn.phase, Phase::Ready | Phase::AwaitingReady) {
-            conn.phase = Phase::Paused;
-        }
-        let released = self.release_pending(id);
-        self.out.push_back(Output::Event(Event::Paused { conn: id, released }));
-    }
-
-    fn on_ack(&mut self, id: ConnId, request_id: String) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        // An ack on another socket than the one that delivered the request is ignored.
-        if !conn.pending_acks.remove(&request_id) {
-            return;
-        }
-        if let Some(lease) = self.leases.get_mut(&request_id) {
-            lease.acked = true;
-        }
-        self.out.push_back(Output::Event(Event::RequestAcked { conn: id, request_id }));
-    }
-
-    fn on_extend(&mut self, now: Instant, id: ConnId, ext: crate::wire::WorkerRequestExtendLeaseData) {
-        if lease::lease_expiry(&ext.lease_id).is_none() {
-            return self.close(id, 1008, "connect_worker_request_extend_lease_invalid_payload", None);
-        }
-        let Some(conn) = self.conns.get(&id) else { return };
-        let can_answer = matches!(conn.phase, Phase::Ready | Phase::Paused | Phase::Draining);
-        let outcome = self.extend(now, &conn.instance_id.clone(), &ext.request_id, &ext.lease_id);
-        let new_lease_id = match &outcome {
-            Extension::Extended(l) | Extension::Replayed(l) => Some(l.clone()),
-            Extension::Nack => None,
-        };
-        let event = match outcome {
-            Extension::Extended(lease_id) => {
-                Some(Event::LeaseExtended { conn: id, request_id: ext.request_id.clone(), lease_id })
-            }
-            Extension::Replayed(_) => None,
-            Extension::Nack => Some(Event::LeaseNacked { conn: id, request_id: ext.request_id.clone() }),
-        };
-        self.out.extend(event.map(Output::Event));
-        if can_answer {
-            let ack = WorkerRequestExtendLeaseAckData {
-                request_id: ext.request_id,
-                account_id: ext.account_id,
-                env_id: ext.env_id,
-                app_id: ext.app_id,
-                function_slug: ext.function_slug,
-                new_lease_id,
-            };
-            self.send(id, &Message::WorkerRequestExtendLeaseAck(Box::new(ack)));
-        }
-    }
-
-    fn extend(&mut self, now: Instant, instance_id: &str, request_id: &str, lease_id: &str) -> Extension {
-        let Some(lease) = self.leases.get_mut(request_id) else { return Extension::Nack };
-        if lease.instance_id != instance_id || lease.expires <= now {
-            return Extension::Nack;
-        }
-        if lease.previous.as_deref() == Some(lease_id) {
-            return Extension::Replayed(lease.current.clone());
-        }
-        if lease.current != lease_id {
-            return Extension::Nack;
-        }
-        let expires = now + self.config.lease_duration();
-        let wall = self.anchor.1 + expires.saturating_duration_since(self.anchor.0);
-        let new_id = lease::lease_id(wall, self.rng.u128(..));
-        lease.previous = Some(std::mem::replace(&mut lease.current, new_id.clone()));
-        lease.expires = expires;
-        self.timers.cancel(Some(lease.timer));
-        lease.timer = self.timers.schedule(
-            expires + self.config.lease_grace(),
-            Timer::Lease { request_id: request_id.to_owned() },
-        );
-        Extension::Extended(new_id)
-    }
-
-    fn on_reply(&mut self, id: ConnId, response: Box<SdkResponse>) {
-        let Some(conn) = self.conns.get_mut(&id) else { return };
-        conn.pending_acks.remove(&response.request_id);
-        let can_ack = conn.phase != Phase::AwaitingReady;
-        self.finish_lease(&response.request_id);
-        let ack = can_ack.then(|| WorkerReplyAckData { request_id: response.request_id.clone() });
-        self.out.push_back(Output::Event(Event::Replied { conn: Some(id), response }));
-        if let Some(ack) = ack {
-            self.send(id, &Message::WorkerReplyAck(ack));
-        }
     }
 
     // ---- internals ----
