@@ -139,6 +139,15 @@ fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
     assert_eq!(run.attempts[0].outcome.as_deref(), Some("Error"));
     assert_eq!(run.output.as_ref().and_then(|o| o["message"].as_str()), Some("boom on attempt 1"));
 
+    // A step function: two step.run and a one-second step.sleep, memoized and resumed by the executor.
+    let stepped = dev.send_event("js/steps", json!({ "start": 41 })).expect("event");
+    let steps_run = dev.wait_for_run_end(&stepped, T).expect("steps run ends");
+    assert_eq!(steps_run.status, RunStatus::Completed, "{steps_run:?}");
+    assert_eq!(steps_run.output, Some(json!({ "a": 41, "b": 42 })));
+    assert!(steps_run.attempts.len() >= 3, "one request per step at least: {steps_run:?}");
+    let slept = steps_run.ended_at.unwrap_or(0).saturating_sub(steps_run.run_started_at);
+    assert!(slept >= 1000, "the sleep took {slept} ms");
+
     // The run API shows the same, in Inngest's `{"data": ...}` shape.
     let body = http_get(dev.api_addr(), &format!("/v1/runs/{}", run.run_id));
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");

@@ -4,6 +4,7 @@
 // serves two functions:
 //   js-interop-hello  on "js/hello": returns { greeting: "hello <data.name>" }
 //   js-interop-boom   on "js/boom" (retries: 1): always throws
+//   js-interop-steps  on "js/steps": step.run, step.sleep("1s"), step.run, returns { a, b }
 //
 // Run (Node 20): NODE_OPTIONS=--experimental-websocket DEV_API_URL=http://127.0.0.1:8288 node interop-worker.mjs
 // It prints "interop-worker: ready <connectionId>" once connected, and exits on SIGTERM/SIGINT.
@@ -30,8 +31,18 @@ const boom = inngest.createFunction(
   },
 );
 
+const steps = inngest.createFunction(
+  { id: "steps", retries: 0, triggers: [{ event: "js/steps" }] },
+  async ({ event, step }) => {
+    const a = await step.run("a", () => event.data.start);
+    await step.sleep("nap", "1s");
+    const b = await step.run("b", () => a + 1);
+    return { a, b };
+  },
+);
+
 const connection = await connect({
-  apps: [{ client: inngest, functions: [hello, boom] }],
+  apps: [{ client: inngest, functions: [hello, boom, steps] }],
   instanceId: "js-interop-worker",
 });
 console.log(`interop-worker: ready ${connection.connectionId}`);

@@ -36,9 +36,12 @@ pub struct Run {
     pub status: RunStatus,
     /// The return value when Completed, the last error when Failed.
     pub output: Option<Value>,
-    /// Attempts allowed: the function's retries plus one.
+    /// Attempts allowed for each step (and the function body): the function's retries plus one.
     pub max_attempts: u32,
+    /// Every request sent for this run, in order.
     pub attempts: Vec<Attempt>,
+    /// Memoized step results by hashed step id (`{"data": ...}` or `{"error": ...}`), as sent back to the SDK.
+    pub steps: serde_json::Map<String, Value>,
     /// Milliseconds since the Unix epoch (RFC 3339 in JSON, as Inngest's API).
     #[serde(serialize_with = "ser_time")]
     pub run_started_at: u64,
@@ -49,8 +52,10 @@ pub struct Run {
 /// One attempt of a run, and which worker connection ran it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Attempt {
-    /// Zero-based, as `ctx.attempt` in the request payload.
+    /// Zero-based, as `ctx.attempt` in the request payload; counted per step.
     pub attempt: u32,
+    /// The hashed step id the request asked to run, `None` for the function itself.
+    pub step: Option<String>,
     pub request_id: String,
     /// The connections the attempt was forwarded to (more than one if it was re-routed before an ack).
     pub connections: Vec<AttemptConn>,

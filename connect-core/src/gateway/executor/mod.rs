@@ -23,6 +23,7 @@ use crate::payload::{FunctionConfig, ReplyVerdict};
 use crate::wire::GatewayExecutorRequestData;
 
 mod routing;
+mod steps;
 use routing::{trigger_matches, uuid_of};
 
 #[derive(Clone, Debug)]
@@ -105,6 +106,27 @@ struct InFlight {
     forwards: u32,
 }
 
+/// Where a run is between requests: which step runs next and how many times it was tried.
+#[derive(Debug)]
+struct Job {
+    /// Zero-based attempt of the current step (or of the function body).
+    attempt: u32,
+    /// The planned step to run next (`GatewayExecutorRequestData.step_id`); `None`: the function itself.
+    step: Option<String>,
+    /// Steps done, in order (`ctx.stack`).
+    stack: Vec<String>,
+    /// Steps planned in parallel, run one after another here.
+    planned: VecDeque<String>,
+    /// The execution version the SDK chose in its first reply (`-1` until then), sent back from then on.
+    version: i64,
+}
+
+impl Default for Job {
+    fn default() -> Self {
+        Job { attempt: 0, step: None, stack: Vec::new(), planned: VecDeque::new(), version: -1 }
+    }
+}
+
 #[derive(Debug)]
 struct EventRecord {
     event: Value,
@@ -120,6 +142,7 @@ pub struct Executor {
     workers: HashMap<ConnId, Worker>,
     instance_load: HashMap<String, usize>,
     runs: HashMap<String, Run>,
+    jobs: HashMap<String, Job>,
     events: HashMap<String, EventRecord>,
     requests: HashMap<String, InFlight>,
     /// Runs waiting for a connection, oldest first, with the forwards already spent on their attempt.
@@ -139,6 +162,7 @@ impl Executor {
             workers: HashMap::new(),
             instance_load: HashMap::new(),
             runs: HashMap::new(),
+            jobs: HashMap::new(),
             events: HashMap::new(),
             requests: HashMap::new(),
             queue: VecDeque::new(),
@@ -234,6 +258,7 @@ impl Executor {
                 output: None,
                 max_attempts: retries + 1,
                 attempts: Vec::new(),
+                steps: serde_json::Map::new(),
                 run_started_at: self.wall_ms(now),
                 ended_at: None,
             };
@@ -244,6 +269,7 @@ impl Executor {
                 function_id: slug,
             }));
             self.runs.insert(run_id.clone(), run);
+            self.jobs.insert(run_id.clone(), Job::default());
             self.queue.push_back((run_id.clone(), 0));
             run_ids.push(run_id);
         }
@@ -309,6 +335,7 @@ impl Executor {
                 }
             }
             Event::Replied { response, .. } => {
+                self.adopt_version(&response.request_id, response.request_version);
                 let verdict = ReplyVerdict::of(response);
                 self.on_reply(now, &response.request_id, verdict);
                 // The finished attempt freed capacity.
@@ -429,14 +456,7 @@ impl Executor {
                     .map(Duration::from_secs);
                 self.attempt_failed(now, request_id, error, "Error", delay);
             }
-            ReplyVerdict::Steps(ops) => {
-                let names: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
-                let error = json!({ "name": "UnsupportedStep",
-                    "message": format!("connect-dev runs single-step functions; the reply asked for {names:?}") });
-                if let Some(run_id) = self.finish_attempt(now, request_id, "Failed", Some(error.clone())) {
-                    self.end_run(now, &run_id, RunStatus::Failed, Some(error));
-                }
-            }
+            ReplyVerdict::Steps(ops) => self.on_steps(now, request_id, ops),
         }
     }
 
@@ -451,22 +471,35 @@ impl Executor {
     ) {
         let Some(run_id) = self.finish_attempt(now, request_id, outcome, Some(error.clone())) else { return };
         let Some(run) = self.runs.get(&run_id) else { return };
-        let attempts = run.attempts.len() as u32;
-        if attempts >= run.max_attempts {
+        let max = run.max_attempts;
+        let Some(job) = self.jobs.get_mut(&run_id) else { return };
+        if job.attempt + 1 >= max {
             return self.end_run(now, &run_id, RunStatus::Failed, Some(error));
         }
-        self.out.push_back(ExecOutput::Run(RunEvent::Retrying {
-            run_id: run_id.clone(),
-            attempt: attempts,
-            error,
-        }));
-        let at = now + delay.unwrap_or(self.config.retry_delay);
-        if at <= now {
+        job.attempt += 1;
+        let attempt = job.attempt;
+        self.out.push_back(ExecOutput::Run(RunEvent::Retrying { run_id: run_id.clone(), attempt, error }));
+        self.requeue(now, run_id, delay.unwrap_or(self.config.retry_delay));
+    }
+
+    /// A run with no version yet takes the one its SDK replied with, as Inngest's executor does.
+    fn adopt_version(&mut self, request_id: &str, version: u32) {
+        let Some(flight) = self.requests.get(request_id) else { return };
+        if let Some(job) = self.jobs.get_mut(&flight.run_id) {
+            if job.version < 0 && version > 0 {
+                job.version = i64::from(version);
+            }
+        }
+    }
+
+    /// Queue the run's next request now, or after `delay`.
+    fn requeue(&mut self, now: Instant, run_id: String, delay: Duration) {
+        if delay.is_zero() {
             self.queue.push_back((run_id, 0));
             self.route(now);
         } else {
             self.seq += 1;
-            self.retries.insert((at, self.seq), run_id);
+            self.retries.insert((now + delay, self.seq), run_id);
         }
     }
 

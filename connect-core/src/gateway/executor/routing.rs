@@ -75,6 +75,10 @@ impl Executor {
         };
         *self.instance_load.entry(instance_id.clone()).or_default() += 1;
         let fresh_id = self.ulid(now);
+        let (job_attempt, job_step) = match self.jobs.get(&run_id) {
+            Some(job) => (job.attempt, job.step.clone()),
+            None => (0, None),
+        };
         let Some(run) = self.runs.get_mut(&run_id) else { return };
         // A re-routed attempt keeps its request id and its record of earlier forwards.
         let rerouted = run.attempts.last_mut().filter(|a| forwards > 0 && a.outcome.is_none());
@@ -84,9 +88,10 @@ impl Executor {
                 (a.attempt, a.request_id.clone())
             }
             None => {
-                let attempt_no = run.attempts.len() as u32;
+                let attempt_no = job_attempt;
                 run.attempts.push(Attempt {
                     attempt: attempt_no,
+                    step: job_step,
                     request_id: fresh_id.clone(),
                     connections: vec![attempt_conn],
                     acked: false,
@@ -115,13 +120,16 @@ impl Executor {
     ) -> Option<GatewayExecutorRequestData> {
         let run = self.runs.get(run_id)?;
         let f = self.functions.get(&run.function_id)?;
+        let job = self.jobs.get(run_id)?;
         let event = self.events.get(&run.event_id).map(|e| e.event.clone()).unwrap_or(Value::Null);
-        let job_id = format!("{run_id}-{attempt}");
+        let job_id = format!("{run_id}-{}", run.attempts.len());
+        let step_id = job.step.clone().unwrap_or_else(|| STEP_ID.to_owned());
         // serde_json's map keeps keys sorted, which is the canonical (JCS) order Inngest sends.
         let payload = json!({
-            "event": event, "events": [event], "steps": {}, "version": -1, "use_api": false,
-            "ctx": { "fn_id": f.uuid, "run_id": run_id, "env": "", "step_id": STEP_ID, "attempt": attempt,
-                     "max_attempts": run.max_attempts, "stack": { "stack": [], "current": 0 },
+            "event": event, "events": [event], "steps": run.steps, "version": job.version, "use_api": false,
+            "ctx": { "fn_id": f.uuid, "run_id": run_id, "env": "", "step_id": step_id, "attempt": attempt,
+                     "max_attempts": run.max_attempts,
+                     "stack": { "stack": job.stack, "current": job.stack.len() },
                      "request_id": request_id, "job_id": job_id,
                      "disable_immediate_execution": false, "use_api": false },
         });
@@ -138,7 +146,7 @@ impl Executor {
             app_name: f.app_name.clone(),
             function_id: f.uuid.clone(),
             function_slug: run.function_id.clone(),
-            step_id: Some(STEP_ID.into()),
+            step_id: Some(step_id),
             request_payload: Bytes::from(serde_json::to_vec(&payload).unwrap_or_default()),
             system_trace_ctx: Bytes::from(system_trace_ctx),
             user_trace_ctx: Bytes::from(user_trace_ctx),
