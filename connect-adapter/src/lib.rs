@@ -16,6 +16,10 @@
 //! - [`session`]: the non-IO half of every pump loop (inputs into the machine,
 //!   outputs carried out through the adapter's IO, events handled).
 //! - [`supervisor`]: the respawning supervisor of the connection thread.
+//! - [`Settings`] and [`builder_settings!`]: the builder settings every adapter
+//!   shares, and how they become a configuration and a supervised thread.
+//! - [`StateWatch`] and [`WorkerError`]: the connection state, waitable from
+//!   threads and from async code on any executor.
 #![forbid(unsafe_code)]
 
 mod cancel;
@@ -26,6 +30,8 @@ mod invoke;
 mod options;
 mod outcome;
 pub mod session;
+pub mod settings;
+mod state;
 pub mod supervisor;
 mod system;
 
@@ -37,4 +43,6 @@ pub use http::HttpClient;
 pub use invoke::{invoke_async, invoke_blocking};
 pub use options::{BuildError, WorkerOptions};
 pub use outcome::{HandlerError, HandlerResult, Retry, reply_for, reply_for_panic};
+pub use settings::Settings;
+pub use state::{StateWatch, WorkerError, is_ready_or_closed, ready_result};
 pub use system::system_attributes;

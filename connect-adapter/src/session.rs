@@ -58,8 +58,9 @@ pub enum IoEvent<W> {
 /// The pump's end of one socket.
 pub trait FrameSink {
     /// Queue a binary frame. Never blocks the pump; a dead socket reports
-    /// `Closed` through its reader instead.
-    fn send(&self, frame: Bytes);
+    /// `Closed` through its reader instead. `&mut`: in connect-blocking the
+    /// sink is the socket itself, written in place on the connection thread.
+    fn send(&mut self, frame: Bytes);
     /// Send a close frame and let the socket go.
     fn close(self, code: u16, reason: String);
 }
@@ -251,7 +252,7 @@ impl<H> Session<H> {
                     io.connect(epoch, conn, url, subprotocol, timeout)
                 }
                 Output::Send { conn, frame } => {
-                    if let Some(w) = writers.get(&conn) {
+                    if let Some(w) = writers.get_mut(&conn) {
                         w.send(frame);
                     }
                 }

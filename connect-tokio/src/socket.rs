@@ -29,7 +29,7 @@ enum Out {
 pub(crate) struct Writer(mpsc::UnboundedSender<Out>);
 
 impl FrameSink for Writer {
-    fn send(&self, frame: Bytes) {
+    fn send(&mut self, frame: Bytes) {
         let _ = self.0.send(Out::Frame(frame));
     }
 

@@ -1,0 +1,8 @@
+//! Each adapter behind the suite's [`Adapter`](crate::Adapter) trait: how
+//! it wraps a handler body, builds a worker, and waits on its handle.
+
+mod blocking;
+mod tokio;
+
+pub use blocking::Blocking;
+pub use tokio::Tokio;

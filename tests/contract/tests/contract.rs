@@ -1,0 +1,14 @@
+//! The contract suite, once per adapter: `cargo test -p connect-contract-tests`
+//! (or `-- blocking::` for one adapter).
+
+mod tokio {
+    connect_contract_tests::contract_suite!(
+        connect_contract_tests::adapters::Tokio,
+        close_gap =
+            "connect-tokio shuts its connection runtime down before the writer task sends the close frame"
+    );
+}
+
+mod blocking {
+    connect_contract_tests::contract_suite!(connect_contract_tests::adapters::Blocking);
+}
