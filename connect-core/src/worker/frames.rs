@@ -290,13 +290,17 @@ pub(crate) enum Hot<'a> {
 enum Field<'a> {
     Varint(u64),
     Bytes(&'a [u8]),
+    /// A 64- or 32-bit field: never valid for a known tag here, but reported so
+    /// that a known tag with this wire type is refused, as prost refuses it.
+    Fixed,
 }
 
-/// Walk the fields of a protobuf message; `None` on anything malformed.
+/// Walk the fields of a protobuf message; `None` on anything malformed
+/// (prost's rules: a key fits in 32 bits, tag 0 is invalid).
 fn fields<'a>(mut buf: &'a [u8], mut f: impl FnMut(u32, Field<'a>) -> Option<()>) -> Option<()> {
     while !buf.is_empty() {
-        let key = prost::encoding::decode_varint(&mut buf).ok()?;
-        let tag = u32::try_from(key >> 3).ok().filter(|t| *t != 0)?;
+        let key = u32::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+        let tag = Some(key >> 3).filter(|t| *t != 0)?;
         match key & 7 {
             0 => f(tag, Field::Varint(prost::encoding::decode_varint(&mut buf).ok()?))?,
             2 => {
@@ -305,8 +309,14 @@ fn fields<'a>(mut buf: &'a [u8], mut f: impl FnMut(u32, Field<'a>) -> Option<()>
                 buf = rest;
                 f(tag, Field::Bytes(value))?;
             }
-            1 => buf = buf.get(8..)?,
-            5 => buf = buf.get(4..)?,
+            1 => {
+                buf = buf.get(8..)?;
+                f(tag, Field::Fixed)?;
+            }
+            5 => {
+                buf = buf.get(4..)?;
+                f(tag, Field::Fixed)?;
+            }
             _ => return None,
         }
     }
@@ -486,6 +496,26 @@ mod tests {
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x05, 0x0a, 0x03, 0xff, 0xfe, 0xfd]), None, "bad UTF-8");
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x09]), None, "truncated");
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x02, 0x08, 0x01]), None, "request_id as a varint");
+    }
+
+    /// Found by the `frame` fuzz target: a known field with a 64- or 32-bit wire
+    /// type, or a key over 32 bits, made prost refuse a frame that this reader
+    /// took as an extension ACK (or a heartbeat).
+    #[test]
+    fn peek_refuses_what_the_full_decoder_refuses() {
+        let l = Limits::default();
+        // EXTEND_LEASE_ACK { request_id: "r", new_lease_id as fixed64 }.
+        let ext = [0x08, 0x0d, 0x12, 0x0c, 0x0a, 0x01, b'r', 0x31, 1, 2, 3, 4, 5, 6, 7, 8];
+        assert!(Message::decode(Bytes::copy_from_slice(&ext), &l).is_err());
+        assert_eq!(peek(&ext), None);
+        // REPLY_ACK with request_id as fixed32.
+        let ack = [0x08, 0x07, 0x12, 0x05, 0x0d, 1, 2, 3, 4];
+        assert!(Message::decode(Bytes::copy_from_slice(&ack), &l).is_err());
+        assert_eq!(peek(&ack), None);
+        // A heartbeat with an unknown field whose key does not fit in 32 bits.
+        let hb = [0x08, 0x0a, 0x80, 0x80, 0x80, 0x80, 0x10, 0x00];
+        assert!(Message::decode(Bytes::copy_from_slice(&hb), &l).is_err());
+        assert_eq!(peek(&hb), None);
     }
 
     #[test]
