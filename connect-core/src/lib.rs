@@ -61,6 +61,8 @@
 pub mod auth;
 pub mod backoff;
 pub mod duration;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod gateway;
 pub mod payload;
 pub mod wire;

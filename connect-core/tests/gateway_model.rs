@@ -1,39 +1,11 @@
 //! A proptest model of the gateway and executor: random sockets doing random
-//! things (valid and broken handshakes, garbage frames, every worker kind with
-//! random payloads, acks, replies and extensions for real and made-up
-//! requests, closes), random time jumps, drains and events. After every step
-//! the harness checks the run-loop invariants (no spin, nothing sent after a
-//! close); at the end every socket is closed, time runs past every lease, and
-//! no request may still be counted in flight: all work is either finished or
-//! waiting in the queue.
+//! things, random time jumps, drains and events, with the invariants checked
+//! after every step and at the end. The operations, the model and its
+//! invariants are `connect_core::fuzz::gateway_model` (shared with the
+//! `gateway_ops` fuzz target); this file only chooses the operations.
 
-mod gateway_sim;
-
-use bytes::Bytes;
-use connect_core::gateway::run::RunStatus;
-use connect_core::gateway::{CloseFrame, ConnId, Event, GatewayConfig};
-use connect_core::wire::*;
-use gateway_sim::*;
+use connect_core::fuzz::gateway_model::{Op, run};
 use proptest::prelude::*;
-
-#[derive(Clone, Debug)]
-enum Op {
-    Accept,
-    Connect { instance: u8, manual: bool },
-    Hello { sock: u8 },
-    Garbage { sock: u8, bytes: Vec<u8> },
-    Kind { sock: u8, kind: i32, payload: Vec<u8> },
-    Heartbeat { sock: u8 },
-    Ready { sock: u8 },
-    Pause { sock: u8 },
-    Ack { sock: u8, req: u8 },
-    Reply { sock: u8, req: u8, status: i32, no_retry: bool },
-    Extend { sock: u8, req: u8, stale: bool },
-    Close { sock: u8, clean: bool },
-    Advance { ms: u32 },
-    Drain,
-    Event { fast: bool },
-}
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -58,169 +30,12 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-struct Model {
-    sim: Sim,
-    socks: Vec<ConnId>,
-    requests: Vec<GatewayExecutorRequestData>,
-    /// Events that found their function registered (the others start no run, as in Inngest).
-    events: Vec<String>,
-    unmatched: usize,
-}
-
-impl Model {
-    fn sock(&self, i: u8) -> Option<ConnId> {
-        (!self.socks.is_empty()).then(|| self.socks[i as usize % self.socks.len()])
-    }
-
-    fn req(&self, i: u8) -> Option<GatewayExecutorRequestData> {
-        (!self.requests.is_empty()).then(|| self.requests[i as usize % self.requests.len()].clone())
-    }
-
-    fn functions() -> Vec<connect_core::payload::FunctionConfig> {
-        vec![function("app-fast", "fast", 1), function("app-slow", "slow", 2)]
-    }
-
-    fn apply(&mut self, op: &Op) {
-        match op.clone() {
-            Op::Accept => self.socks.push(self.sim.accept()),
-            Op::Connect { instance, manual } => {
-                let start = self.sim.start();
-                let conn = self.sim.accept();
-                let mut data = hello_data(&start, &format!("host-{instance}"), &Self::functions());
-                data.worker_manual_readiness_ack = manual;
-                data.max_worker_concurrency = (instance == 2).then_some(1);
-                self.sim.send(conn, Message::WorkerConnect(Box::new(data)));
-                self.socks.push(conn);
-            }
-            Op::Hello { sock } => {
-                if let Some(conn) = self.sock(sock) {
-                    let start = self.sim.start();
-                    self.sim.send(conn, hello(&start, "host-x", &Self::functions()));
-                }
-            }
-            Op::Garbage { sock, bytes } => {
-                if let Some(conn) = self.sock(sock) {
-                    self.sim.send_raw(conn, bytes);
-                }
-            }
-            Op::Kind { sock, kind, payload } => {
-                if let Some(conn) = self.sock(sock) {
-                    let frame = encode_body(&ConnectMessage { kind, payload: Bytes::from(payload) });
-                    self.sim.send_raw(conn, frame);
-                }
-            }
-            Op::Heartbeat { sock } => self.each(sock, |sim, c| sim.heartbeat(c)),
-            Op::Ready { sock } => self.each(sock, |sim, c| sim.send(c, Message::WorkerReady)),
-            Op::Pause { sock } => self.each(sock, |sim, c| sim.send(c, Message::WorkerPause)),
-            Op::Ack { sock, req } => {
-                if let (Some(conn), Some(req)) = (self.sock(sock), self.req(req)) {
-                    self.sim.ack(conn, &req);
-                }
-            }
-            Op::Reply { sock, req, status, no_retry } => {
-                if let (Some(conn), Some(req)) = (self.sock(sock), self.req(req)) {
-                    let mut resp = response(&req, SdkResponseStatus::Done, "1");
-                    resp.status = status;
-                    resp.no_retry = no_retry;
-                    self.sim.reply_with(conn, resp);
-                }
-            }
-            Op::Extend { sock, req, stale } => {
-                if let (Some(conn), Some(req)) = (self.sock(sock), self.req(req)) {
-                    let current = self.sim.server.gateway().lease_of(&req.request_id).map(str::to_owned);
-                    let lease = match (stale, current) {
-                        (false, Some(current)) => current,
-                        _ => req.lease_id.clone(),
-                    };
-                    self.sim.extend(conn, &req, &lease);
-                }
-            }
-            Op::Close { sock, clean } => {
-                if let Some(conn) = self.sock(sock) {
-                    let frame = clean.then(|| CloseFrame::new(1000, "WORKER_SHUTDOWN"));
-                    self.sim.close(conn, frame);
-                }
-            }
-            Op::Advance { ms } => self.sim.advance(std::time::Duration::from_millis(ms.into())),
-            Op::Drain => {
-                self.sim.server.drain(self.sim.now);
-                self.sim.drain();
-            }
-            Op::Event { fast } => {
-                let registered = !self.sim.server.executor().functions().is_empty();
-                let id = self.sim.send_event(if fast { "fast" } else { "slow" });
-                if registered {
-                    self.events.push(id);
-                } else {
-                    assert!(self.sim.server.runs_for_event(&id).is_empty());
-                    self.unmatched += 1;
-                }
-            }
-        }
-        for &conn in &self.socks {
-            while let Some(req) = self.sim.recv_request(conn) {
-                self.requests.push(req);
-            }
-            self.sim.recv_all(conn);
-        }
-    }
-
-    /// Apply to one socket (a heartbeat storm on one is as interesting as on all).
-    fn each(&mut self, sock: u8, f: impl FnOnce(&mut Sim, ConnId)) {
-        if let Some(conn) = self.sock(sock) {
-            f(&mut self.sim, conn);
-        }
-    }
-
-    fn check(&self) {
-        // Every socket the gateway closed has reported its disconnect.
-        for conn in self.sim.closes.keys() {
-            let reported =
-                self.sim.events.iter().any(|e| matches!(e, Event::Disconnected { conn: c, .. } if c == conn));
-            assert!(reported, "{conn} closed without a Disconnected event");
-        }
-        let counts = self.sim.server.executor().run_counts();
-        let total = counts.running + counts.completed + counts.failed + counts.cancelled;
-        assert_eq!(
-            total,
-            self.events.len(),
-            "every event with a registered function started exactly one run"
-        );
-    }
-
-    fn finish(mut self) {
-        for conn in self.socks.clone() {
-            self.sim.close(conn, None);
-        }
-        self.sim.advance(std::time::Duration::from_secs(600));
-        for c in self.sim.server.connections() {
-            assert_eq!(c.in_flight, 0, "nothing in flight once every socket is gone: {c:?}");
-        }
-        for e in &self.events {
-            let run = self.sim.run_of(e);
-            assert!(run.attempts.len() as u32 <= run.max_attempts, "{run:?}");
-            if run.status == RunStatus::Running {
-                assert!(
-                    run.attempts.iter().all(|a| a.outcome.is_some() || !a.connections.is_empty()),
-                    "{run:?}"
-                );
-            }
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Random operations keep every invariant and leave no request counted in flight.
     #[test]
     fn random_operations_keep_the_invariants(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..80)) {
-        let config = GatewayConfig { seed, heartbeat_interval: secs(10), ..config() };
-        let mut m = Model { sim: Sim::new(config), socks: Vec::new(), requests: Vec::new(), events: Vec::new(), unmatched: 0 };
-        for op in &ops {
-            m.apply(op);
-            m.check();
-        }
-        m.finish();
+        run(seed, &ops);
     }
 }

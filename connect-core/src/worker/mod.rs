@@ -45,5 +45,9 @@ pub use events::{
 pub use machine::Worker;
 pub use requests::Durable;
 
+/// The in-place reader of hot frames, for the `frame` fuzz target's differential check.
+#[cfg(feature = "fuzzing")]
+pub(crate) use frames::{Hot, peek};
+
 pub use crate::backoff::BackoffConfig;
 pub use crate::wire::SdkResponseStatus;
