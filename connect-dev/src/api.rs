@@ -9,6 +9,7 @@
 //! | `DELETE /v1/runs/{run_id}` | cancel a run |
 //! | `POST /v0/dev/drain` | drain the gateway (also SIGUSR1 on the binary) |
 //! | `GET /v0/dev/connections` | every connection seen, with heartbeat stats |
+//! | `GET /v0/dev/summary` | runs by status and heartbeat totals (the demo's summary line) |
 
 use std::net::SocketAddr;
 
@@ -33,6 +34,7 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 pub(crate) struct Api {
     pub core: mpsc::UnboundedSender<Cmd>,
     pub gateway_addr: SocketAddr,
+    pub heartbeat_interval: std::time::Duration,
 }
 
 pub(crate) async fn serve(listener: TcpListener, api: Api) {
@@ -116,6 +118,15 @@ impl Api {
             (&Method::GET, ["v0", "dev", "connections"]) => {
                 match self.ask(|reply| query(move |s| reply(s.connections()))).await {
                     Some(c) => json_resp(StatusCode::OK, json!({ "data": c })),
+                    None => unavailable(),
+                }
+            }
+            (&Method::GET, ["v0", "dev", "summary"]) => {
+                let interval = self.heartbeat_interval;
+                match self.ask(move |reply| query(move |s| reply(crate::Summary::of(s, interval)))).await {
+                    Some(summary) => {
+                        json_resp(StatusCode::OK, json!({ "data": summary, "line": summary.to_string() }))
+                    }
                     None => unavailable(),
                 }
             }

@@ -219,7 +219,7 @@ fn log_gateway(server: &Server, event: &Event) {
                 "connection: worker connected");
         }
         Event::Disconnected { conn, disconnect, released } => {
-            let info = server.connections().into_iter().find(|c| c.conn == *conn);
+            let info = server.executor().connection(*conn);
             let (heartbeats, late, max_gap_ms) =
                 info.map_or((0, 0, 0.0), |c| (c.heartbeats, c.late, c.max_gap.as_secs_f64() * 1000.0));
             tracing::info!(%conn, reason = %disconnect.reason, by_gateway = disconnect.by_gateway,

@@ -146,7 +146,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(server: &connect_core::gateway::Server, interval: Duration) -> Summary {
+    pub(crate) fn of(server: &connect_core::gateway::Server, interval: Duration) -> Summary {
         let c = server.executor().run_counts();
         let conns = server.connections();
         Summary {
@@ -230,6 +230,7 @@ impl DevServer {
         let server = core::new_server(&config);
         let max_frame = server.gateway().config().max_frame;
         let core_tx = tx.clone();
+        let heartbeat_interval = config.heartbeat_interval;
         let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         let thread = std::thread::Builder::new().name("connect-dev".into()).spawn(move || {
             let _guard = tracing::dispatcher::set_default(&dispatch);
@@ -237,7 +238,7 @@ impl DevServer {
                 let api = tokio::net::TcpListener::from_std(api).expect("api listener");
                 let gateway = tokio::net::TcpListener::from_std(gateway).expect("gateway listener");
                 tokio::spawn(ws::serve(gateway, core_tx.clone(), max_frame));
-                tokio::spawn(api::serve(api, api::Api { core: core_tx, gateway_addr }));
+                tokio::spawn(api::serve(api, api::Api { core: core_tx, gateway_addr, heartbeat_interval }));
                 core::run(server, rx).await;
             });
         })?;
@@ -245,7 +246,7 @@ impl DevServer {
         Ok(DevServer {
             api_addr,
             gateway_addr,
-            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_interval,
             client: DevClient { core: tx },
             thread: Some(thread),
         })

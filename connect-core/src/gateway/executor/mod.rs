@@ -195,6 +195,11 @@ impl Executor {
         all
     }
 
+    /// One connection's record.
+    pub fn connection(&self, conn: ConnId) -> Option<&ConnectionInfo> {
+        self.workers.get(&conn).map(|w| &w.info)
+    }
+
     /// Registered function slugs, sorted.
     pub fn functions(&self) -> Vec<String> {
         let mut f: Vec<String> = self.functions.keys().cloned().collect();
