@@ -313,3 +313,18 @@ fn short_intervals_give_short_leases() {
     sim.advance(ms(2400 + 100));
     assert_eq!(sim.status_of(&event), RunStatus::Failed, "lease 2.4 s + grace 0.1 s, no retries");
 }
+
+/// An event id given by the sender is an idempotency key: the repeat is stored but starts no run.
+#[test]
+fn a_repeated_event_id_starts_no_second_run() {
+    let mut sim = Sim::new(config());
+    sim.connect("host", &[function("app-f", "e", 0)]);
+    let now = sim.now;
+    let first = sim.server.send_event(now, "e", json!({}), Some("order-1".into()), None);
+    let again = sim.server.send_event(now, "e", json!({}), Some("order-1".into()), None);
+    sim.drain();
+    assert_ne!(first, again, "each event gets its own internal id");
+    assert_eq!(sim.server.runs_for_event(&first).len(), 1);
+    assert_eq!(sim.server.runs_for_event(&again).len(), 0);
+    assert_eq!(sim.server.executor().event(&again).map(|e| e["id"].clone()), Some(json!("order-1")));
+}

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `POST /v0/connect/start`, `POST /v0/connect/flush` | protobuf in and out, as Inngest's connect API |
 //! | `POST /e/{event_key}` | one event or an array; answers `{"ids": [...], "status": 200}` |
-//! | `GET /v1/events/{event_id}/runs`, `GET /v1/runs/{run_id}` | `{"data": ...}` |
+//! | `GET /v1/events/{event_id}`, `GET /v1/events/{event_id}/runs`, `GET /v1/runs/{run_id}` | `{"data": ...}` |
 //! | `DELETE /v1/runs/{run_id}` | cancel a run |
 //! | `POST /v0/dev/drain` | drain the gateway (also SIGUSR1 on the binary) |
 //! | `GET /v0/dev/connections` | every connection seen, with heartbeat stats |
@@ -96,6 +96,17 @@ impl Api {
                 match self.ask(move |reply| Cmd::Cancel { run_id, reply }).await {
                     Some(true) => json_resp(StatusCode::OK, json!({ "data": { "status": "Cancelled" } })),
                     Some(false) => error(StatusCode::NOT_FOUND, "no running run with that id"),
+                    None => unavailable(),
+                }
+            }
+            (&Method::GET, ["v1", "events", event_id]) => {
+                let id = (*event_id).to_owned();
+                match self.ask(move |reply| query(move |s| reply(s.executor().event(&id).cloned()))).await {
+                    Some(Some(event)) => json_resp(
+                        StatusCode::OK,
+                        json!({ "data": { "internal_id": event_id, "event": event } }),
+                    ),
+                    Some(None) => error(StatusCode::NOT_FOUND, "event not found"),
                     None => unavailable(),
                 }
             }

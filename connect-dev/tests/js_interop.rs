@@ -72,8 +72,12 @@ impl Drop for Node {
     }
 }
 
-fn spawn_worker(dev: &DevServer) -> (Node, mpsc::Receiver<String>) {
-    let mut child = Command::new("node")
+fn spawn_worker(dev: &DevServer, signing_key: Option<&str>) -> (Node, mpsc::Receiver<String>) {
+    let mut command = Command::new("node");
+    if let Some(key) = signing_key {
+        command.env("SIGNING_KEY", key);
+    }
+    let mut child = command
         .arg("interop-worker.mjs")
         .current_dir(js_dir())
         .env("NODE_OPTIONS", "--experimental-websocket")
@@ -107,15 +111,8 @@ fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
         ..DevConfig::ephemeral()
     })
     .expect("spawn dev server");
-    let (_node, lines) = spawn_worker(&dev);
-    let end = Instant::now() + T;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).expect("the JS worker printed `ready` within 30 s");
-        if line.starts_with("interop-worker: ready") {
-            break;
-        }
-    }
+    let (_node, lines) = spawn_worker(&dev, None);
+    wait_ready(&lines);
     dev.wait_for_function("js-interop-hello", T).expect("the JS app registered its functions");
 
     let conns = dev.connections().expect("connections");
@@ -156,6 +153,40 @@ fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
     // Heartbeats arrive every READY interval (1 s) and are answered and counted.
     let conns = dev.wait_for_connections_where(|c| c[0].heartbeats >= 2, T).expect("two heartbeats");
     assert!(conns[0].max_gap < Duration::from_secs(3), "{:?}", conns[0]);
+    dev.shutdown();
+}
+
+fn wait_ready(lines: &mpsc::Receiver<String>) {
+    let end = Instant::now() + T;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("the JS worker printed `ready` within 30 s");
+        if line.starts_with("interop-worker: ready") {
+            return;
+        }
+    }
+}
+
+/// A production-mode JS worker (`isDev: false`) authenticates its start call
+/// with its hashed signing key against a dev server started with that key.
+#[test]
+fn the_inngest_js_sdk_authenticates_with_a_signing_key() {
+    if node_ready().is_none() {
+        return;
+    }
+    const KEY: &str = "signkey-test-8ee2262a15e8d3c42d6a840db7af3de2aab08ef632b32a37a687f24b34dba3ff";
+    let dev = DevServer::spawn(DevConfig {
+        heartbeat_interval: Duration::from_secs(1),
+        signing_key: Some(connect_core::auth::SigningKey::new(KEY).expect("key")),
+        ..DevConfig::ephemeral()
+    })
+    .expect("spawn dev server");
+    let (_node, lines) = spawn_worker(&dev, Some(KEY));
+    wait_ready(&lines);
+    dev.wait_for_function("js-interop-hello", T).expect("registered");
+    let hello = dev.send_event("js/hello", json!({ "name": "Key" })).expect("event");
+    let run = dev.wait_for_run_end(&hello, T).expect("run ends");
+    assert_eq!(run.output, Some(json!({ "greeting": "hello Key" })));
     dev.shutdown();
 }
 

@@ -6,6 +6,8 @@
 //   js-interop-boom   on "js/boom" (retries: 1): always throws
 //   js-interop-steps  on "js/steps": step.run, step.sleep("1s"), step.run, returns { a, b }
 //
+// With SIGNING_KEY set it runs as a production worker (isDev: false) that authenticates with that key.
+//
 // Run (Node 20): NODE_OPTIONS=--experimental-websocket DEV_API_URL=http://127.0.0.1:8288 node interop-worker.mjs
 // It prints "interop-worker: ready <connectionId>" once connected, and exits on SIGTERM/SIGINT.
 import { Inngest } from "inngest";
@@ -17,7 +19,10 @@ if (!baseUrl) {
   process.exit(2);
 }
 
-const inngest = new Inngest({ id: "js-interop", isDev: true, baseUrl });
+const signingKey = process.env.SIGNING_KEY;
+const inngest = signingKey
+  ? new Inngest({ id: "js-interop", isDev: false, baseUrl, signingKey })
+  : new Inngest({ id: "js-interop", isDev: true, baseUrl });
 
 const hello = inngest.createFunction(
   { id: "hello", retries: 0, triggers: [{ event: "js/hello" }] },

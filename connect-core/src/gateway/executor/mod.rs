@@ -12,7 +12,7 @@
 //!   and is retried like an error reply; a request never acked (its socket closed,
 //!   paused, or stayed silent) is routed again as the same attempt, up to three forwards.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -143,6 +143,7 @@ pub struct Executor {
     instance_load: HashMap<String, usize>,
     runs: HashMap<String, Run>,
     jobs: HashMap<String, Job>,
+    idempotency_keys: HashSet<String>,
     events: HashMap<String, EventRecord>,
     requests: HashMap<String, InFlight>,
     /// Runs waiting for a connection, oldest first, with the forwards already spent on their attempt.
@@ -163,6 +164,7 @@ impl Executor {
             instance_load: HashMap::new(),
             runs: HashMap::new(),
             jobs: HashMap::new(),
+            idempotency_keys: HashSet::new(),
             events: HashMap::new(),
             requests: HashMap::new(),
             queue: VecDeque::new(),
@@ -239,11 +241,14 @@ impl Executor {
     ) -> String {
         let event_id = self.ulid(now);
         let ts = ts.unwrap_or_else(|| self.wall_ms(now) as i64);
+        // An id given by the sender is an idempotency key: a repeat is stored but starts no runs.
+        let repeat = id.as_ref().is_some_and(|id| !self.idempotency_keys.insert(id.clone()));
         let event = json!({ "name": name, "data": data, "id": id.unwrap_or_else(|| event_id.clone()),
                             "ts": ts, "user": {} });
         let mut slugs: Vec<&String> = self
             .functions
             .iter()
+            .filter(|_| !repeat)
             .filter(|(_, f)| f.config.event_triggers().any(|t| trigger_matches(t, name)))
             .map(|(slug, _)| slug)
             .collect();
