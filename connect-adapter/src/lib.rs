@@ -18,6 +18,7 @@
 //! - [`supervisor`]: the respawning supervisor of the connection thread.
 //! - [`Settings`] and [`builder_settings!`]: the builder settings every adapter
 //!   shares, and how they become a configuration and a supervised thread.
+//! - [`on_shutdown_signal`]: SIGINT/SIGTERM for adapters without a runtime to listen with.
 //! - [`StateWatch`] and [`WorkerError`]: the connection state, waitable from
 //!   threads and from async code on any executor.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ mod options;
 mod outcome;
 pub mod session;
 pub mod settings;
+mod signals;
 mod state;
 pub mod supervisor;
 mod system;
@@ -44,5 +46,6 @@ pub use invoke::{invoke_async, invoke_blocking};
 pub use options::{BuildError, WorkerOptions};
 pub use outcome::{HandlerError, HandlerResult, Retry, reply_for, reply_for_panic};
 pub use settings::Settings;
+pub use signals::{SignalListener, on_shutdown_signal};
 pub use state::{StateWatch, WorkerError, is_ready_or_closed, ready_result};
 pub use system::system_attributes;

@@ -82,7 +82,6 @@ impl Builder {
             pool,
             http: HttpClient::new(),
             state,
-            #[cfg(unix)]
             signals: Default::default(),
         });
         let (body, fatal) = (shared.clone(), shared.clone());
@@ -101,10 +100,18 @@ impl Builder {
             return Err(e);
         }
         let handle = WorkerHandle { shared };
-        if self.settings.handle_signals
-            && let Err(e) = handle.shutdown_on_signals()
-        {
-            tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}");
+        if self.settings.handle_signals {
+            let on_signal = handle.clone();
+            match connect_adapter::on_shutdown_signal(move || on_signal.shutdown()) {
+                Ok(listener) => {
+                    *handle.shared.signals.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener)
+                }
+                Err(e) => tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}"),
+            }
+            // Closed already (a fatal error at once)? Then `finish` ran before the listener was stored.
+            if handle.state() == connect_core::worker::ConnectionState::Closed {
+                handle.shared.finish();
+            }
         }
         Ok(handle)
     }

@@ -68,28 +68,6 @@ impl WorkerHandle {
         self.closed(Duration::MAX)
     }
 
-    /// Shut down on the first SIGINT or SIGTERM, from a small thread of its own.
-    #[cfg(unix)]
-    pub(crate) fn shutdown_on_signals(&self) -> std::io::Result<()> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-        *self.shared.signals.lock().unwrap_or_else(|p| p.into_inner()) = Some(signals.handle());
-        let handle = self.clone();
-        std::thread::Builder::new().name("connect-signals".into()).spawn(move || {
-            // Ends without a signal when the worker closes (`Shared::finish`).
-            if signals.forever().next().is_some() {
-                tracing::info!("signal received; shutting down gracefully");
-                handle.shutdown();
-            }
-        })?;
-        Ok(())
-    }
-
-    #[cfg(not(unix))]
-    pub(crate) fn shutdown_on_signals(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-
     /// Test hook: make the connection thread panic, to exercise the supervisor.
     #[doc(hidden)]
     pub fn inject_connection_panic(&self) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use connect_adapter::session::{self, Carry, Io, Session};
 use connect_adapter::supervisor::Exit;
-use connect_adapter::{Ctx, HandlerResult, HttpClient, StateWatch, invoke_blocking};
+use connect_adapter::{Ctx, HandlerResult, HttpClient, SignalListener, StateWatch, invoke_blocking};
 use connect_core::wire::Limits;
 use connect_core::worker::{ConnId, HttpId, HttpRequest, Worker};
 
@@ -37,18 +37,16 @@ pub(crate) struct Shared {
     pub pool: Pool,
     pub http: HttpClient,
     pub state: Arc<StateWatch>,
-    /// Closes the signal thread once the worker is done.
-    #[cfg(unix)]
-    pub signals: Mutex<Option<signal_hook::iterator::Handle>>,
+    /// Closed once the worker is done, so its thread ends.
+    pub signals: Mutex<Option<SignalListener>>,
 }
 
 impl Shared {
     /// The worker closed for good: let the pool and signal threads go.
     pub fn finish(&self) {
         self.pool.close();
-        #[cfg(unix)]
-        if let Some(h) = self.signals.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            h.close();
+        if let Some(s) = self.signals.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            s.close();
         }
     }
 }
