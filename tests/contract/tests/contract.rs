@@ -12,3 +12,11 @@ mod tokio {
 mod blocking {
     connect_contract_tests::contract_suite!(connect_contract_tests::adapters::Blocking);
 }
+
+mod async_std {
+    connect_contract_tests::contract_suite!(connect_contract_tests::adapters::AsyncStd);
+}
+
+mod smol {
+    connect_contract_tests::contract_suite!(connect_contract_tests::adapters::Smol);
+}
