@@ -208,12 +208,6 @@ pub struct DevClient {
     core: mpsc::UnboundedSender<Cmd>,
 }
 
-impl std::fmt::Debug for Cmd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cmd")
-    }
-}
-
 /// How long a blocking call without its own timeout waits for the server to answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 

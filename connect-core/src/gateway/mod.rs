@@ -17,6 +17,35 @@
 //! Wall-clock time (lease ids encode their expiry, tokens their lifetime) is
 //! the `SystemTime` anchor given at construction plus the `Instant`s passed in.
 //!
+//! The shell's loop over a whole dev server ([`Server`]: this machine and the
+//! executor) looks like this:
+//!
+//! ```no_run
+//! use std::time::{Instant, SystemTime};
+//! use connect_core::gateway::{executor::ExecutorConfig, GatewayConfig, Server, ServerOutput};
+//!
+//! # let (clock, wall_clock) = (|| -> Instant { unimplemented!() }, || -> SystemTime { unimplemented!() });
+//! let mut server = Server::new(GatewayConfig::default(), ExecutorConfig::default(), clock(), wall_clock());
+//! loop {
+//!     while let Some(out) = server.poll_output() {
+//!         match out {
+//!             ServerOutput::Send { conn, frame } => { /* write a binary message on conn */ }
+//!             ServerOutput::Close { conn, frame } => { /* send the close frame (or just drop), forget conn */ }
+//!             ServerOutput::Gateway(event) => { /* log it */ }
+//!             ServerOutput::Run(event) => { /* log it, wake whoever waits for that run */ }
+//!         }
+//!     }
+//!     let deadline = server.poll_timeout().map(|(at, _why)| at);
+//!     // Wait for IO until `deadline`, feeding what happened with the time it happened:
+//!     //   let conn = server.accept(clock());                      // a WebSocket upgrade on /v0/connect
+//!     //   server.handle_frame(clock(), conn, bytes);              // a message from it
+//!     //   server.handle_closed(clock(), conn, close_frame);       // its close, or None if it broke
+//!     //   server.handle_start(clock(), auth, body, endpoint);     // POST /v0/connect/start
+//!     //   server.send_event(clock(), name, data, id, ts);         // POST /e/{key}
+//!     server.handle_timeout(clock());
+//! }
+//! ```
+//!
 //! # Transition table (per connection)
 //!
 //! ```text

@@ -1,6 +1,6 @@
 //! Routing queued runs to connections, and building the requests they become.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,15 +17,24 @@ impl Executor {
     /// Dispatch every queued run that has a routable connection now.
     pub(super) fn route(&mut self, now: Instant) {
         let mut waiting = VecDeque::new();
+        // Dispatching only adds load, so a function with no candidate stays without one for this pass.
+        let mut stuck: HashSet<String> = HashSet::new();
         while let Some((run_id, forwards)) = self.queue.pop_front() {
             let Some(run) = self.runs.get(&run_id) else { continue };
             if run.status != RunStatus::Running {
                 continue;
             }
+            if stuck.contains(&run.function_id) {
+                waiting.push_back((run_id, forwards));
+                continue;
+            }
             let slug = run.function_id.clone();
             match self.pick(now, &slug) {
                 Some(conn) => self.dispatch(now, run_id, forwards, conn),
-                None => waiting.push_back((run_id, forwards)),
+                None => {
+                    stuck.insert(slug);
+                    waiting.push_back((run_id, forwards));
+                }
             }
         }
         self.queue = waiting;
