@@ -52,29 +52,55 @@ fn frame(msg: Message) -> Bytes {
     msg.encode(&LIMITS).expect("encode")
 }
 
-/// Start + HELLO + WORKER_CONNECT (no manual ack): a Ready connection.
-fn handshake(
-    start: impl FnOnce() -> StartResponse,
-    accept: impl FnOnce() -> ConnId,
-    send: impl FnOnce(ConnId, Bytes),
-) -> ConnId {
-    let start = start();
-    let conn = accept();
-    let hello = WorkerConnectRequestData {
-        connection_id: start.connection_id,
-        instance_id: "bench".into(),
-        auth_data: Some(AuthData { session_token: start.session_token, sync_token: String::new() }),
-        capabilities: Bytes::from_static(br#"{"connect":"v1"}"#),
-        apps: vec![AppConfiguration {
-            app_name: "bench".into(),
-            functions: functions(),
+/// Start + HELLO + WORKER_CONNECT (no manual ack) on either machine: a Ready connection.
+trait Handshake {
+    fn start(&mut self, now: Instant) -> StartResponse;
+    fn accept(&mut self, now: Instant) -> ConnId;
+    fn frame(&mut self, now: Instant, conn: ConnId, frame: Bytes);
+
+    fn handshake(&mut self, now: Instant) -> ConnId {
+        let start = self.start(now);
+        let conn = self.accept(now);
+        let hello = WorkerConnectRequestData {
+            connection_id: start.connection_id,
+            instance_id: "bench".into(),
+            auth_data: Some(AuthData { session_token: start.session_token, sync_token: String::new() }),
+            capabilities: Bytes::from_static(br#"{"connect":"v1"}"#),
+            apps: vec![AppConfiguration {
+                app_name: "bench".into(),
+                functions: functions(),
+                ..Default::default()
+            }],
+            sdk_language: "bench".into(),
             ..Default::default()
-        }],
-        sdk_language: "bench".into(),
-        ..Default::default()
-    };
-    send(conn, frame(Message::WorkerConnect(Box::new(hello))));
-    conn
+        };
+        self.frame(now, conn, frame(Message::WorkerConnect(Box::new(hello))));
+        conn
+    }
+}
+
+impl Handshake for Gateway {
+    fn start(&mut self, now: Instant) -> StartResponse {
+        self.handle_start(now, None, Bytes::new(), "ws://bench".into()).expect("start")
+    }
+    fn accept(&mut self, now: Instant) -> ConnId {
+        Gateway::accept(self, now)
+    }
+    fn frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+        self.handle_frame(now, conn, frame)
+    }
+}
+
+impl Handshake for Server {
+    fn start(&mut self, now: Instant) -> StartResponse {
+        self.handle_start(now, None, Bytes::new(), "ws://bench".into()).expect("start")
+    }
+    fn accept(&mut self, now: Instant) -> ConnId {
+        Server::accept(self, now)
+    }
+    fn frame(&mut self, now: Instant, conn: ConnId, frame: Bytes) {
+        self.handle_frame(now, conn, frame)
+    }
 }
 
 /// The worker's half of a cycle: read a request frame, answer ack + reply.
@@ -138,14 +164,7 @@ fn gateway_only(cycles: u64, depth: usize) -> (Duration, Duration) {
     let t0 = Instant::now();
     let mut gw = Gateway::new(GatewayConfig { seed: 1, ..GatewayConfig::default() }, t0, SystemTime::now());
     let mut inbound: Vec<Bytes> = Vec::new();
-    let conn = {
-        let gw_cell = std::cell::RefCell::new(&mut gw);
-        handshake(
-            || gw_cell.borrow_mut().handle_start(t0, None, Bytes::new(), "ws://bench".into()).expect("start"),
-            || gw_cell.borrow_mut().accept(t0),
-            |c, f| gw_cell.borrow_mut().handle_frame(t0, c, f),
-        )
-    };
+    let conn = gw.handshake(t0);
     while gw.poll_output().is_some() {}
     let mut in_gateway = Duration::ZERO;
     let start = Instant::now();
@@ -169,15 +188,7 @@ fn gateway_only(cycles: u64, depth: usize) -> (Duration, Duration) {
         in_gateway += g0.elapsed();
         let mut answers = Vec::with_capacity(inbound.len() * 2);
         for f in inbound.drain(..) {
-            match worker_answers(f.clone()) {
-                Some(a) => answers.extend(a),
-                None => {
-                    // A reply ack: one cycle done.
-                    if let Ok(Message::WorkerReplyAck(_)) = Message::decode(f, &LIMITS) {
-                        done += 1;
-                    }
-                }
-            }
+            answers.extend(worker_answers(f).into_iter().flatten());
         }
         let g1 = Instant::now();
         for a in answers {
@@ -206,14 +217,7 @@ fn server(runs: u64) -> Duration {
         t0,
         SystemTime::now(),
     );
-    let conn = {
-        let cell = std::cell::RefCell::new(&mut s);
-        handshake(
-            || cell.borrow_mut().handle_start(t0, None, Bytes::new(), "ws://bench".into()).expect("start"),
-            || cell.borrow_mut().accept(t0),
-            |c, f| cell.borrow_mut().handle_frame(t0, c, f),
-        )
-    };
+    let conn = s.handshake(t0);
     while s.poll_output().is_some() {}
     let start = Instant::now();
     let (mut sent, mut done) = (0u64, 0u64);
