@@ -130,7 +130,7 @@ pub enum Output {
     Event(Event),
 }
 
-/// Local misuse of [`Gateway::forward`].
+/// Local misuse of [`Gateway::forward`](super::Gateway::forward).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardError {
     #[error("{0} is not open")]
