@@ -74,9 +74,10 @@ impl Drop for Node {
 
 fn spawn_worker(dev: &DevServer, signing_key: Option<&str>) -> (Node, mpsc::Receiver<String>) {
     let mut command = Command::new("node");
-    if let Some(key) = signing_key {
-        command.env("SIGNING_KEY", key);
-    }
+    match signing_key {
+        Some(key) => command.env("SIGNING_KEY", key),
+        None => command.env("SEND_EVENT_NAME", "js/hello"),
+    };
     let mut child = command
         .arg("interop-worker.mjs")
         .current_dir(js_dir())
@@ -114,6 +115,11 @@ fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
     let (_node, lines) = spawn_worker(&dev, None);
     wait_ready(&lines);
     dev.wait_for_function("js-interop-hello", T).expect("the JS app registered its functions");
+
+    // The SDK's own `inngest.send` goes through the event API and its id names the run.
+    let sent = wait_line(&lines, "interop-worker: sent ");
+    let run = dev.wait_for_run_end(&sent, T).expect("the SDK-sent event's run ends");
+    assert_eq!(run.output, Some(json!({ "greeting": "hello from the SDK" })));
 
     let conns = dev.connections().expect("connections");
     assert_eq!(conns.len(), 1);
@@ -157,12 +163,19 @@ fn the_inngest_js_sdk_runs_functions_through_connect_dev() {
 }
 
 fn wait_ready(lines: &mpsc::Receiver<String>) {
+    wait_line(lines, "interop-worker: ready ");
+}
+
+/// The rest of the first line starting with `prefix`, waiting at most 30 s.
+fn wait_line(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
     let end = Instant::now() + T;
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).expect("the JS worker printed `ready` within 30 s");
-        if line.starts_with("interop-worker: ready") {
-            return;
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the JS worker printed {prefix:?} within 30 s"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            return rest.trim().to_owned();
         }
     }
 }

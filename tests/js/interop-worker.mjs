@@ -7,6 +7,7 @@
 //   js-interop-steps  on "js/steps": step.run, step.sleep("1s"), step.run, returns { a, b }
 //
 // With SIGNING_KEY set it runs as a production worker (isDev: false) that authenticates with that key.
+// With SEND_EVENT_NAME set it sends one such event with `inngest.send` once connected and prints its id.
 //
 // Run (Node 20): NODE_OPTIONS=--experimental-websocket DEV_API_URL=http://127.0.0.1:8288 node interop-worker.mjs
 // It prints "interop-worker: ready <connectionId>" once connected, and exits on SIGTERM/SIGINT.
@@ -51,5 +52,10 @@ const connection = await connect({
   instanceId: "js-interop-worker",
 });
 console.log(`interop-worker: ready ${connection.connectionId}`);
+// The SDK's own event client, against the dev server's event API (POST /e/{key}).
+if (process.env.SEND_EVENT_NAME) {
+  const { ids } = await inngest.send({ name: process.env.SEND_EVENT_NAME, data: { name: "from the SDK" } });
+  console.log(`interop-worker: sent ${ids[0]}`);
+}
 await connection.closed;
 console.log("interop-worker: closed");
