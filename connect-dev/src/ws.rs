@@ -16,6 +16,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityE
 
 use crate::core::{Cmd, WsOut};
 
+/// How long a new TCP connection has to complete its WebSocket upgrade.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a closing socket waits for the peer's close frame before dropping.
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
@@ -49,8 +52,9 @@ async fn connection(stream: TcpStream, core: mpsc::UnboundedSender<Cmd>, max_fra
         }
         Ok(resp)
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
-        return;
+    let upgrade = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config));
+    let Ok(Ok(ws)) = tokio::time::timeout(UPGRADE_TIMEOUT, upgrade).await else {
+        return; // not a WebSocket upgrade, or too slow to send one
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let (id_tx, id_rx) = tokio::sync::oneshot::channel();
