@@ -75,6 +75,18 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (flag, None),
         };
+        const FLAGS: [&str; 7] = [
+            "--api-listen",
+            "--gateway-listen",
+            "--heartbeat-interval",
+            "--extend-lease-interval",
+            "--drain-timeout",
+            "--retry-delay",
+            "--signing-key",
+        ];
+        if !FLAGS.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}"));
+        }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
         let dur = |v: &str| parse_go_duration(v).map_err(|e| e.to_string());
         match flag.as_str() {
