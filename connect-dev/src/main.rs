@@ -38,6 +38,9 @@ fn main() {
     };
     println!("connect-dev: API {}  gateway {}", dev.api_url(), dev.gateway_url());
     wait_for_signals(&dev);
+    if let Ok(summary) = dev.summary() {
+        println!("connect-dev: summary: {summary}");
+    }
     dev.shutdown();
 }
 
