@@ -7,17 +7,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::pump::{Input, Shared};
 
-/// Why a worker stopped or could not get ready.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WorkerError {
-    /// An error that cannot heal (rejected signing key, rejected sync,
-    /// endless connection-thread crashes).
-    #[error("worker stopped: {0}")]
-    Fatal(String),
-    /// The worker closed (after a shutdown) before it became ready.
-    #[error("worker closed before it became ready")]
-    Closed,
-}
+pub use connect_adapter::WorkerError;
 
 /// A running worker. Dropping it does not stop the worker; call
 /// [`shutdown`](WorkerHandle::shutdown) and await [`closed`](WorkerHandle::closed).
