@@ -97,6 +97,10 @@ pub struct Session<H> {
     pub health: std::sync::Arc<Health>,
     pub span: tracing::Span,
     fatal: Mutex<Option<String>>,
+    /// The current incarnation's dials in progress, with the close to send
+    /// if the machine gave up on one before it finished (it may close a
+    /// connection that is still dialing: the dial is then abandoned).
+    dials: Mutex<HashMap<ConnId, Option<(u16, String)>>>,
     shutdown_requested: AtomicBool,
     epoch: AtomicU64,
     on_state: Box<dyn Fn(ConnectionState) + Send + Sync>,
@@ -121,6 +125,7 @@ impl<H> Session<H> {
             health: Default::default(),
             span,
             fatal: Mutex::new(None),
+            dials: Mutex::new(HashMap::new()),
             shutdown_requested: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             on_state: Box::new(on_state),
@@ -184,6 +189,8 @@ impl<H> Session<H> {
         let Some(mut machine) = self.new_machine(&mut carry.durable) else {
             return Exit::Finished;
         };
+        // A crashed incarnation's dials report to nobody.
+        self.dials().clear();
         let _entered = self.span.enter();
         match catch_unwind(AssertUnwindSafe(|| run(&mut machine, &mut carry))) {
             Ok(()) => Exit::Finished,
@@ -194,8 +201,12 @@ impl<H> Session<H> {
         }
     }
 
+    fn dials(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Option<(u16, String)>>> {
+        self.dials.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Feed one input into the machine.
-    pub fn apply<R, W>(
+    pub fn apply<R, W: FrameSink>(
         &self,
         machine: &mut Worker,
         carry: &mut Carry<R>,
@@ -219,11 +230,18 @@ impl<H> Session<H> {
             Input::Io { epoch: e, .. } if e != epoch => {}
             Input::Io { event, .. } => match event {
                 IoEvent::Http(id, result) => machine.handle_http_response(now, id, result),
-                IoEvent::Connected(conn, writer) => {
-                    writers.insert(conn, writer);
-                    machine.handle_connected(now, conn);
+                IoEvent::Connected(conn, writer) => match self.dials().remove(&conn) {
+                    // The machine gave up on this dial: close what it opened.
+                    Some(Some((code, reason))) => writer.close(code, reason),
+                    _ => {
+                        writers.insert(conn, writer);
+                        machine.handle_connected(now, conn);
+                    }
+                },
+                IoEvent::ConnectFailed(conn, error) => {
+                    self.dials().remove(&conn);
+                    machine.handle_connect_failed(now, conn, error)
                 }
-                IoEvent::ConnectFailed(conn, error) => machine.handle_connect_failed(now, conn, error),
                 IoEvent::Frame(conn, frame) => machine.handle_frame(now, conn, frame),
                 IoEvent::Closed(conn, close) => {
                     writers.remove(&conn);
@@ -249,6 +267,7 @@ impl<H> Session<H> {
             match out {
                 Output::Http { id, request } => io.http(epoch, id, request),
                 Output::Connect { conn, url, subprotocol, timeout } => {
+                    self.dials().insert(conn, None);
                     io.connect(epoch, conn, url, subprotocol, timeout)
                 }
                 Output::Send { conn, frame } => {
@@ -256,11 +275,14 @@ impl<H> Session<H> {
                         w.send(frame);
                     }
                 }
-                Output::Close { conn, code, reason } => {
-                    if let Some(w) = writers.remove(&conn) {
-                        w.close(code, reason);
+                Output::Close { conn, code, reason } => match writers.remove(&conn) {
+                    Some(w) => w.close(code, reason),
+                    None => {
+                        if let Some(pending) = self.dials().get_mut(&conn) {
+                            *pending = Some((code, reason));
+                        }
                     }
-                }
+                },
                 Output::Event(event) => {
                     if !self.on_event(event, carry, &mut spawn) {
                         for c in carry.cancels.values() {

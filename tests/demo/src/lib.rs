@@ -216,7 +216,14 @@ impl Demo {
 
         worker.shutdown();
         worker.wait_closed(Some(Duration::from_secs(10)));
-        let conns = dev.connections().unwrap_or_default();
+        // The close handshake may still be on its way; give the gateway a moment to record it.
+        let all_closed = |c: &[connect_dev::ConnectionInfo]| {
+            c.iter().all(|c| c.status == connect_dev::ConnStatus::Disconnected)
+        };
+        let conns = dev
+            .wait_for_connections_where(all_closed, Duration::from_secs(2))
+            .or_else(|_| dev.connections())
+            .unwrap_or_default();
         let heartbeats: u64 = conns.iter().map(|c| c.heartbeats).sum();
         let late: u64 = conns.iter().map(|c| c.late).sum();
         let max_gap = conns.iter().map(|c| c.max_gap).max().unwrap_or_default();
