@@ -271,3 +271,63 @@ pub fn the_gateway_hears_why_the_worker_left<A: Adapter>() {
         .expect("the gateway saw the close");
     assert_eq!(conns[0].disconnect_reason.as_deref(), Some("WORKER_SHUTDOWN"), "{:?}", conns[0]);
 }
+
+/// Threads and open file descriptors (sockets among them) of this process.
+#[cfg(target_os = "linux")]
+fn threads_and_fds() -> (usize, usize) {
+    let count = |dir| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    (count("/proc/self/task"), count("/proc/self/fd"))
+}
+
+/// Every drain makes the worker build a new connection and retire the old
+/// one. What a connection spawned (sockets, tasks, helper threads) dies with
+/// it: after ten more drains the process has no more threads and no more
+/// open descriptors than after the first ten (pools may have grown to their
+/// working size by then). Run in a process of its own, one adapter at a
+/// time: it counts the process's threads and descriptors.
+#[cfg(target_os = "linux")]
+pub fn reconnects_leave_no_threads_or_sockets_behind<A: Adapter>() {
+    let dev = dev(ms(100), ms(200));
+    let w = start::<A>(
+        Spec::new(&dev, "churn").function(Function::new("f").on_event("churn/e"), |_| Ok(json!(1))),
+    );
+    let mut conns = 1;
+    let mut drain = |times: usize| {
+        for _ in 0..times {
+            assert_eq!(dev.drain().expect("dev answers"), 1, "one live connection to drain");
+            conns += 1;
+            let n = conns;
+            dev.wait_for_connections_where(
+                move |c| {
+                    c.len() == n
+                        && c[n - 1].status == ConnStatus::Ready
+                        && c[..n - 1].iter().all(|c| c.status == ConnStatus::Disconnected)
+                },
+                WAIT,
+            )
+            .expect("replaced, and the old connection closed");
+        }
+    };
+    drain(10);
+    let after_ten = threads_and_fds();
+    drain(10);
+    // A retired socket may still be finishing its close handshake: wait for
+    // the count to settle, bounded.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut after_twenty = threads_and_fds();
+    while (after_twenty.0 > after_ten.0 || after_twenty.1 > after_ten.1)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(ms(10));
+        after_twenty = threads_and_fds();
+    }
+    assert!(after_twenty.0 <= after_ten.0, "threads grew with reconnects: {after_ten:?} -> {after_twenty:?}");
+    assert!(
+        after_twenty.1 <= after_ten.1,
+        "descriptors grew with reconnects: {after_ten:?} -> {after_twenty:?}"
+    );
+    // The worker still works on its twenty-first connection.
+    let event = dev.send_event("churn/e", json!({})).expect("event");
+    completed(&dev, &event);
+    stop(&*w);
+}
