@@ -85,6 +85,11 @@ pub(crate) enum Cmd {
     Drain {
         reply: Reply<usize>,
     },
+    /// Refuse the next `n` lease extensions (fault injection).
+    NackExtensions {
+        n: usize,
+        reply: Reply<()>,
+    },
     Wait(Waiter),
     Shutdown {
         reply: Reply<()>,
@@ -97,6 +102,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500
 pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<WsOut>> = HashMap::new();
     let mut waiters: Vec<Waiter> = Vec::new();
+    let mut forced_nacks = 0usize;
     loop {
         let machine = server.poll_timeout().map(|(at, _)| at);
         // Waiters past their deadline are dropped, which tells their caller it timed out.
@@ -118,7 +124,19 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                     writers.insert(conn, writer);
                     reply(conn);
                 }
-                Cmd::Frame { conn, frame, at } => server.handle_frame(at, conn, frame),
+                Cmd::Frame { conn, frame, at } => {
+                    let frame = match forced_nacks {
+                        0 => frame,
+                        _ => match lose_lease(&frame) {
+                            Some(stale) => {
+                                forced_nacks -= 1;
+                                stale
+                            }
+                            None => frame,
+                        },
+                    };
+                    server.handle_frame(at, conn, frame)
+                }
                 Cmd::TooLarge { conn } => server.handle_frame_too_large(Instant::now(), conn),
                 Cmd::Closed { conn, close } => server.handle_closed(Instant::now(), conn, close),
                 Cmd::Start { auth, body, endpoint, reply } => {
@@ -144,6 +162,10 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                         "drain: GATEWAY_CLOSING sent, new connections join a fresh gateway group"
                     );
                     reply(n)
+                }
+                Cmd::NackExtensions { n, reply } => {
+                    forced_nacks += n;
+                    reply(())
                 }
                 Cmd::Wait(w) => waiters.push(w),
                 Cmd::Shutdown { reply } => {
@@ -176,6 +198,24 @@ impl std::fmt::Debug for Cmd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Cmd")
     }
+}
+
+/// A WORKER_REQUEST_EXTEND_LEASE rewritten to name a lease id that is not the
+/// current one, so that the gateway NACKs it as it would a lease it lost, and
+/// the lease then expires and the request is retried elsewhere. `None` for
+/// every other frame.
+fn lose_lease(frame: &Bytes) -> Option<Bytes> {
+    use connect_core::wire::{Limits, Message};
+    let Ok(Message::WorkerRequestExtendLease(mut ext)) = Message::decode(frame.clone(), &Limits::default())
+    else {
+        return None;
+    };
+    let expiry = connect_core::gateway::lease::lease_expiry(&ext.lease_id)?;
+    let ms = expiry.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    ext.lease_id = ulid::Ulid::from_parts(ms, 0).to_string();
+    Message::WorkerRequestExtendLease(ext)
+        .encode(&Limits { max_send_frame: usize::MAX, max_recv_frame: 0 })
+        .ok()
 }
 
 enum Step {

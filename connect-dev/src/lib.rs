@@ -383,6 +383,15 @@ impl DevServer {
         self.block(ANSWER_TIMEOUT, "drain", |reply| Cmd::Drain { reply })
     }
 
+    /// Fault injection: refuse the next `n` lease extensions with a NACK, as
+    /// if the gateway had lost those leases. The worker stops extending and
+    /// cancels the handler; the lease expires here and the attempt is retried
+    /// (on any worker), so the function may run again: the one duplicate the
+    /// protocol allows. For chaos tests.
+    pub fn nack_extensions(&self, n: usize) -> Result<(), DevError> {
+        self.block(ANSWER_TIMEOUT, "nack_extensions", |reply| Cmd::NackExtensions { n, reply })
+    }
+
     pub fn cancel(&self, run_id: &str) -> Result<bool, DevError> {
         let run_id = run_id.to_owned();
         self.block(ANSWER_TIMEOUT, "cancel", |reply| Cmd::Cancel { run_id, reply })
