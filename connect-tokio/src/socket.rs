@@ -8,7 +8,7 @@ use bytes::Bytes;
 use connect_core::wire::Limits;
 use connect_core::worker::ConnId;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -24,17 +24,27 @@ enum Out {
     Close(u16, String),
 }
 
+/// How long the peer has to answer our close frame (or to go quiet after the
+/// pump let go of the connection) before the socket is dropped anyway. Without
+/// a bound, a half-open connection (the peer gone without a FIN) would keep its
+/// reader task and file descriptor forever.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// The pump's end of a connection's writer task.
 #[derive(Debug)]
-pub(crate) struct Writer(mpsc::UnboundedSender<Out>);
+pub(crate) struct Writer {
+    tx: mpsc::UnboundedSender<Out>,
+    /// Dropped with the writer, so also by `close`: the reader then starts the [`CLOSE_GRACE`] bound.
+    _held: oneshot::Sender<()>,
+}
 
 impl FrameSink for Writer {
     fn send(&mut self, frame: Bytes) {
-        let _ = self.0.send(Out::Frame(frame));
+        let _ = self.tx.send(Out::Frame(frame));
     }
 
     fn close(self, code: u16, reason: String) {
-        let _ = self.0.send(Out::Close(code, reason));
+        let _ = self.tx.send(Out::Close(code, reason));
     }
 }
 
@@ -73,10 +83,11 @@ pub(crate) async fn connect(
     };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    if !emit(IoEvent::Connected(conn, Writer(tx))) {
+    let (held, released) = oneshot::channel::<()>();
+    if !emit(IoEvent::Connected(conn, Writer { tx, _held: held })) {
         return;
     }
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             match out {
                 Out::Frame(frame) => {
@@ -93,8 +104,21 @@ pub(crate) async fn connect(
             }
         }
     });
+    // Once the pump has let go of the connection (closed it, or dropped it), the
+    // peer gets CLOSE_GRACE to finish; then the socket goes, writer task included.
+    let mut let_go = std::pin::pin!(async move {
+        let _ = released.await;
+        tokio::time::sleep(CLOSE_GRACE).await;
+    });
     let close = loop {
-        match stream.next().await {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = &mut let_go => {
+                writer.abort();
+                break None;
+            }
+        };
+        match next {
             Some(Ok(WsMessage::Binary(b))) => {
                 if !emit(IoEvent::Frame(conn, b)) {
                     return;
