@@ -116,14 +116,14 @@ pub struct AdapterFigures {
     pub examples: Vec<String>,
 }
 
-/// One stalled (half-open) connection, timed from the stall: until the worker
-/// dialed its replacement (the detection time: two unanswered heartbeats, or a
-/// handshake deadline if the stall hit the handshake, plus the reconnect), and
-/// until the worker closed the dead socket.
+/// One stalled (half-open) connection, timed from the stall: `replaced`, until
+/// the worker dialed its replacement (the detection time: two unanswered
+/// heartbeats, or a handshake deadline if the stall hit the handshake, plus the
+/// reconnect backoff); `closed`, until the worker closed the dead socket.
 #[derive(Clone, Copy, Debug)]
 pub struct HalfOpen {
-    pub detected: Option<Duration>,
-    pub reconnected: Option<Duration>,
+    pub closed: Option<Duration>,
+    pub replaced: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -358,8 +358,8 @@ fn figures_of(dev: &DevServer, w: &Worker, execs: &HashMap<String, Vec<Exec>>) -
         let at = link.stalled.unwrap_or(link.accepted);
         let next = history.iter().find(|l| l.accepted > at).map(|l| l.accepted - at);
         f.half_open.push(HalfOpen {
-            detected: link.client_closed.map(|t| t.saturating_duration_since(at)),
-            reconnected: next,
+            closed: link.client_closed.map(|t| t.saturating_duration_since(at)),
+            replaced: next,
         });
     }
     f
@@ -410,8 +410,8 @@ impl std::fmt::Display for Report {
             "reconnect ms p50/p95/max"
         );
         for a in &self.adapters {
-            let detect: Vec<Duration> = a.half_open.iter().filter_map(|h| h.detected).collect();
-            let reconn: Vec<Duration> = a.half_open.iter().filter_map(|h| h.reconnected).collect();
+            let detect: Vec<Duration> = a.half_open.iter().filter_map(|h| h.closed).collect();
+            let reconn: Vec<Duration> = a.half_open.iter().filter_map(|h| h.replaced).collect();
             let trio = |v: &Vec<Duration>| {
                 format!(
                     "{}/{}/{}",
