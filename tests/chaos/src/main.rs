@@ -1,8 +1,8 @@
 //! `connect-chaos`: the chaos soak and the resource-flatness check.
 //!
 //! ```text
-//! connect-chaos soak [--runs 10000] [--adapters tokio,blocking] [--seed 1]
-//! connect-chaos flatness [--reconnects 1000] [--warmup 20] [--adapters tokio,blocking]
+//! connect-chaos soak [--runs 10000] [--adapters tokio,blocking,async-std] [--seed 1]
+//! connect-chaos flatness [--reconnects 1000] [--warmup 20] [--adapters tokio,blocking,async-std]
 //! ```
 //!
 //! Each prints a report and exits 1 when its verdict is a failure.
@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use connect_chaos::workers::Adapter;
 use connect_chaos::{flatness, soak};
 
-const USAGE: &str = "usage: connect-chaos soak [--runs N] [--adapters tokio,blocking] [--seed N]\n       \
-                     connect-chaos flatness [--reconnects N] [--warmup N] [--adapters tokio,blocking]";
+const USAGE: &str = "usage: connect-chaos soak [--runs N] [--adapters tokio,blocking,async-std] [--seed N]\n       \
+                     connect-chaos flatness [--reconnects N] [--warmup N] [--adapters tokio,blocking,async-std]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -16,15 +16,18 @@ pub type Body = Arc<dyn Fn(&Ctx) -> HandlerResult + Send + Sync>;
 pub enum Adapter {
     Tokio,
     Blocking,
+    /// connect-async-std under async-std (its default spawner).
+    AsyncStd,
 }
 
 impl Adapter {
-    pub const ALL: [Adapter; 2] = [Adapter::Tokio, Adapter::Blocking];
+    pub const ALL: [Adapter; 3] = [Adapter::Tokio, Adapter::Blocking, Adapter::AsyncStd];
 
     pub fn name(self) -> &'static str {
         match self {
             Adapter::Tokio => "tokio",
             Adapter::Blocking => "blocking",
+            Adapter::AsyncStd => "async-std",
         }
     }
 
@@ -83,6 +86,7 @@ pub fn tune_fast_reconnect(c: &mut WorkerConfig) {
 pub enum Running {
     Tokio { rt: Option<tokio::runtime::Runtime>, handle: connect_tokio::WorkerHandle },
     Blocking { handle: connect_blocking::WorkerHandle },
+    AsyncStd { handle: connect_async_std::WorkerHandle },
 }
 
 impl std::fmt::Debug for Running {
@@ -90,6 +94,7 @@ impl std::fmt::Debug for Running {
         f.write_str(match self {
             Running::Tokio { .. } => "Running::Tokio",
             Running::Blocking { .. } => "Running::Blocking",
+            Running::AsyncStd { .. } => "Running::AsyncStd",
         })
     }
 }
@@ -136,6 +141,22 @@ pub fn start(adapter: Adapter, spec: Spec) -> Running {
                 .expect("the blocking worker starts");
             Running::Blocking { handle }
         }
+        Adapter::AsyncStd => {
+            let body = spec.body;
+            let builder = connect_async_std::Worker::builder(spec.app)
+                .api_base_url(spec.api_url)
+                .gateway_url(spec.gateway_url)
+                .dev(true)
+                .handle_signals(false)
+                .seed(spec.seed)
+                .configure(spec.tune)
+                .function(spec.function, move |ctx| {
+                    let body = body.clone();
+                    async move { async_std::task::spawn_blocking(move || body(&ctx)).await }
+                });
+            let handle = async_std::task::block_on(builder.connect()).expect("the async-std worker starts");
+            Running::AsyncStd { handle }
+        }
     }
 }
 
@@ -149,6 +170,11 @@ impl Running {
                     .map_err(|e| e.to_string())
             }
             Running::Blocking { handle } => handle.ready(timeout).map_err(|e| e.to_string()),
+            Running::AsyncStd { handle } => {
+                async_std::task::block_on(async_std::future::timeout(timeout, handle.ready()))
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -156,6 +182,7 @@ impl Running {
         match self {
             Running::Tokio { handle, .. } => handle.state(),
             Running::Blocking { handle } => handle.state(),
+            Running::AsyncStd { handle } => handle.state(),
         }
     }
 
@@ -163,6 +190,7 @@ impl Running {
         match self {
             Running::Tokio { handle, .. } => handle.restarts(),
             Running::Blocking { handle } => handle.restarts(),
+            Running::AsyncStd { handle } => handle.restarts(),
         }
     }
 
@@ -182,6 +210,12 @@ impl Running {
             Running::Blocking { handle } => {
                 handle.shutdown();
                 handle.closed(timeout).map_err(|e| e.to_string())
+            }
+            Running::AsyncStd { handle } => {
+                handle.shutdown();
+                async_std::task::block_on(async_std::future::timeout(timeout, handle.closed()))
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
             }
         }
     }
