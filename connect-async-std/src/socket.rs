@@ -23,17 +23,27 @@ enum Out {
     Close(u16, String),
 }
 
+/// How long the peer has to answer our close frame (or to go quiet after the
+/// pump let go of the connection) before the socket is dropped anyway. Without
+/// a bound, a half-open connection (the peer gone without a FIN) would keep its
+/// task and file descriptor forever.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// The pump's end of a connection's writer.
 #[derive(Debug)]
-pub(crate) struct Writer(async_channel::Sender<Out>);
+pub(crate) struct Writer {
+    tx: async_channel::Sender<Out>,
+    /// Dropped with the writer, so also by `close`: the socket task then starts the [`CLOSE_GRACE`] bound.
+    _held: async_channel::Sender<()>,
+}
 
 impl FrameSink for Writer {
     fn send(&mut self, frame: Bytes) {
-        let _ = self.0.try_send(Out::Frame(frame));
+        let _ = self.tx.try_send(Out::Frame(frame));
     }
 
     fn close(self, code: u16, reason: String) {
-        let _ = self.0.try_send(Out::Close(code, reason));
+        let _ = self.tx.try_send(Out::Close(code, reason));
     }
 }
 
@@ -79,7 +89,8 @@ pub(crate) async fn connect(
     };
     let (mut sink, mut stream) = ws.split();
     let (tx, rx) = async_channel::unbounded();
-    if !emit(IoEvent::Connected(conn, Writer(tx))) {
+    let (held, released) = async_channel::bounded::<()>(1);
+    if !emit(IoEvent::Connected(conn, Writer { tx, _held: held })) {
         return;
     }
     let write = async move {
@@ -125,5 +136,17 @@ pub(crate) async fn connect(
         };
         emit(IoEvent::Closed(conn, close));
     };
-    futures_util::future::join(read, write).await;
+    // Once the pump has let go of the connection (closed it, or dropped it), the
+    // peer gets CLOSE_GRACE to finish; then both directions and the socket go.
+    let let_go = async {
+        let _ = released.recv().await;
+        async_io::Timer::after(CLOSE_GRACE).await;
+    };
+    futures_lite::future::or(
+        async {
+            futures_util::future::join(read, write).await;
+        },
+        let_go,
+    )
+    .await;
 }

@@ -68,3 +68,8 @@ fn tokio_closes_a_stalled_connection_after_replacing_it() {
 fn blocking_closes_a_stalled_connection_after_replacing_it() {
     stalled_connection_is_replaced_then_closed(Adapter::Blocking);
 }
+
+#[test]
+fn async_std_closes_a_stalled_connection_after_replacing_it() {
+    stalled_connection_is_replaced_then_closed(Adapter::AsyncStd);
+}
