@@ -5,6 +5,7 @@
 //! the user's runtime). It never runs user code: invocations are spawned on
 //! the user's runtime and their replies come back through the inbox.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +53,9 @@ pub(crate) fn run_incarnation(shared: Arc<Shared>, carry: Carry<Inbox>) -> Exit<
 /// Starts this incarnation's IO on the current (connection) runtime.
 struct TokioIo<'a> {
     shared: &'a Shared,
+    /// The socket tasks, so that the last close frames are flushed before the
+    /// runtime goes away (each task ends within `CLOSE_GRACE` of its close).
+    sockets: RefCell<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Io for TokioIo<'_> {
@@ -67,9 +71,12 @@ impl Io for TokioIo<'_> {
     fn connect(&self, epoch: u64, conn: ConnId, url: String, subprotocol: &'static str, timeout: Duration) {
         let tx = self.shared.inbox_tx.clone();
         let limits = self.shared.session.limits();
-        tokio::spawn(socket::connect(conn, url, subprotocol, timeout, limits, move |event| {
+        let task = tokio::spawn(socket::connect(conn, url, subprotocol, timeout, limits, move |event| {
             tx.send(Input::Io { epoch, event }).is_ok()
         }));
+        let mut sockets = self.sockets.borrow_mut();
+        sockets.retain(|t| !t.is_finished());
+        sockets.push(task);
     }
 }
 
@@ -77,7 +84,7 @@ impl Io for TokioIo<'_> {
 pub(crate) async fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) {
     let session = &shared.session;
     let epoch = session.next_epoch();
-    let io = TokioIo { shared };
+    let io = TokioIo { shared, sockets: RefCell::default() };
     let mut writers: HashMap<ConnId, Writer> = HashMap::new();
     loop {
         let open =
@@ -91,6 +98,11 @@ pub(crate) async fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carr
                 });
             });
         if !open {
+            // Closed for good: let the sockets send their close frames (1000
+            // WORKER_SHUTDOWN) before the connection runtime is dropped.
+            let sockets = io.sockets.take();
+            let _ =
+                tokio::time::timeout(socket::CLOSE_GRACE * 2, futures_util::future::join_all(sockets)).await;
             return;
         }
         let deadline = machine.poll_timeout().map(|(at, _why)| tokio::time::Instant::from_std(at));

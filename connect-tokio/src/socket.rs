@@ -28,7 +28,7 @@ enum Out {
 /// pump let go of the connection) before the socket is dropped anyway. Without
 /// a bound, a half-open connection (the peer gone without a FIN) would keep its
 /// reader task and file descriptor forever.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// The pump's end of a connection's writer task.
 #[derive(Debug)]

@@ -246,7 +246,7 @@ fn a_connection_thread_panic_is_respawned_and_loses_no_run() {
 }
 
 /// Shutdown waits for the handler in flight and delivers its reply before
-/// the worker closes.
+/// the worker closes with 1000 WORKER_SHUTDOWN.
 #[test]
 fn shutdown_waits_for_in_flight_work() {
     let dev = dev(Duration::from_millis(100), Duration::from_millis(200));
@@ -274,5 +274,10 @@ fn shutdown_waits_for_in_flight_work() {
         let runs = dev.runs_for_event(&event).expect("dev answers");
         let run = runs.first().expect("a run");
         assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+        // And the gateway saw the close a shutdown promises, not a dropped socket.
+        let conns = dev
+            .wait_for_connections_where(|c| c.iter().all(|c| c.status == ConnStatus::Disconnected), WAIT)
+            .expect("closed at the gateway");
+        assert_eq!(conns[0].disconnect_reason.as_deref(), Some("WORKER_SHUTDOWN"), "{conns:?}");
     });
 }
