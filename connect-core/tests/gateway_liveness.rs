@@ -51,6 +51,13 @@ fn five_missed_intervals_drop_the_connection() {
     assert_eq!(sim.disconnect_of(conn).as_deref(), Some("CONSECUTIVE_HEARTBEATS_MISSED"));
     let closed_at = sim.elapsed();
     assert!(closed_at > secs(53) && closed_at <= secs(63), "{closed_at:?}");
+    // The silence that got it dropped is on its record as a late gap.
+    let info = &sim.server.connections()[0];
+    assert_eq!(info.heartbeats, 1);
+    assert_eq!(info.late, 1, "the 3 s first gap is on time; the silence is not");
+    let silence = info.gaps.last().copied().expect("a last gap");
+    assert!(silence > secs(50) && silence <= closed_at - secs(3), "{silence:?}");
+    assert_eq!(info.max_gap, silence);
 }
 
 /// A connection quiet for more than two intervals is skipped by the router

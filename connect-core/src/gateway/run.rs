@@ -101,12 +101,13 @@ pub struct ConnectionInfo {
     pub max_worker_concurrency: Option<u64>,
     pub in_flight: usize,
     pub heartbeats: u64,
-    /// Every heartbeat gap, in order (the first measured from READY).
+    /// Every heartbeat gap, in order (the first measured from READY); for a
+    /// connection dropped for missed heartbeats, the silence up to the drop last.
     #[serde(serialize_with = "ser_gaps")]
     pub gaps: Vec<Duration>,
     #[serde(serialize_with = "ser_ms")]
     pub max_gap: Duration,
-    /// Gaps over 1.25 x the heartbeat interval.
+    /// Gaps over 1.25 x the heartbeat interval (a drop for missed heartbeats counts as one).
     pub late: u64,
     /// Times the router found this connection's last heartbeat older than two intervals.
     pub marked_unhealthy: u64,

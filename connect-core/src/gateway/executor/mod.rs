@@ -362,6 +362,15 @@ impl Executor {
                 self.set_status(*conn, ConnStatus::Disconnected);
                 if let Some(w) = self.workers.get_mut(conn) {
                     w.info.disconnect_reason = Some(disconnect.reason.clone());
+                    // Dropped for silence: that silence is the connection's
+                    // last gap, and a late one, though no heartbeat ended it.
+                    // Without it a worker that never heartbeats looks punctual.
+                    if disconnect.reason == "CONSECUTIVE_HEARTBEATS_MISSED" {
+                        let silence = now.saturating_duration_since(w.last_heartbeat);
+                        w.info.gaps.push(silence);
+                        w.info.max_gap = w.info.max_gap.max(silence);
+                        w.info.late += 1;
+                    }
                 }
                 self.reroute_all(now, released);
             }
