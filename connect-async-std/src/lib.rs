@@ -27,10 +27,12 @@
 //!
 //! # The isolation contract: which thread runs what
 //!
-//! - **The connection thread** (`connect-<app>`) runs `async_io::block_on`
-//!   over a thread-local executor: the machine, the sockets (async-tungstenite
-//!   over async-net, rustls for `wss://`), and an async-io timer set to the
-//!   machine's next deadline. It never runs user code.
+//! - **The connection thread** (`connect-<app>`) runs a thread-local
+//!   executor: the machine and the sockets (async-tungstenite over async-net,
+//!   rustls for `wss://`). Between inputs it parks itself until the machine's
+//!   next deadline, so the kernel wakes it for each heartbeat directly (not
+//!   through whichever thread drives async-io's shared reactor). It never
+//!   runs user code.
 //! - **The `blocking` crate's pool** makes the blocking HTTP start and flush
 //!   calls, so a slow API never delays a heartbeat.
 //! - **Your executor** runs handlers, via the spawner. A handler that spins
@@ -49,6 +51,7 @@ mod builder;
 mod handle;
 mod pump;
 mod socket;
+mod timer;
 
 pub use builder::{Builder, Worker};
 pub use connect_adapter::{

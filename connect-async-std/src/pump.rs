@@ -1,7 +1,7 @@
-//! The pump loop on the connection thread: an async-io `block_on` running a
+//! The pump loop on the connection thread: [`timer::block_on`] running a
 //! thread-local executor, which also drives this incarnation's sockets. It
-//! waits for an input or the machine's next deadline (an async-io timer);
-//! everything that is not IO is the shared [`Session`].
+//! waits for an input or the machine's next deadline (the thread parks until
+//! then); everything that is not IO is the shared [`Session`].
 //!
 //! async-io's reactor is what async-std and smol both run on, so this loop
 //! is the same under either; it never runs user code: invocations go to the
@@ -22,6 +22,7 @@ use connect_adapter::{Ctx, HandlerResult, HttpClient, SignalListener, StateWatch
 use connect_core::worker::{ConnId, HttpId, HttpRequest, Worker};
 
 use crate::socket::{self, Writer};
+use crate::timer::{self, Deadline};
 
 pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
 pub(crate) type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;
@@ -63,7 +64,7 @@ impl Shared {
 pub(crate) fn run_incarnation(shared: &Shared, carry: Carry<Inbox>) -> Exit<Carry<Inbox>> {
     let exit = shared.session.run_guarded(carry, |machine, carry| {
         let ex = LocalExecutor::new();
-        async_io::block_on(ex.run(pump(shared, &ex, machine, carry)));
+        timer::block_on(ex.run(pump(shared, &ex, machine, carry)));
     });
     if matches!(exit, Exit::Finished) {
         shared.finish();
@@ -129,7 +130,7 @@ async fn pump(shared: &Shared, ex: &LocalExecutor<'static>, machine: &mut Worker
         // The inbox first, as a biased select: inputs are never starved by a due timer.
         let input = futures_lite::future::or(async { Some(carry.inbox.recv().await) }, async {
             match deadline {
-                Some(at) => async_io::Timer::at(at).await,
+                Some(at) => Deadline(at).await,
                 None => std::future::pending().await,
             };
             None
@@ -150,8 +151,6 @@ async fn linger(sockets: Vec<Task<()>>) {
     let all = async {
         futures_util::future::join_all(sockets).await;
     };
-    let bound = async {
-        async_io::Timer::after(CLOSE_LINGER).await;
-    };
+    let bound = Deadline(Instant::now() + CLOSE_LINGER);
     futures_lite::future::or(all, bound).await;
 }

@@ -229,6 +229,12 @@ impl Demo {
         let max_gap = conns.iter().map(|c| c.max_gap).max().unwrap_or_default();
         let unhealthy: u64 = conns.iter().map(|c| c.marked_unhealthy).sum();
         for c in &conns {
+            // Where the late gaps fell (index of the heartbeat after READY), for diagnosis.
+            let interval = Duration::from_millis(heartbeat_ms);
+            let late: Vec<_> = c.gaps.iter().enumerate().filter(|(_, g)| **g * 4 > interval * 5).collect();
+            if !late.is_empty() {
+                println!("connection {} late gaps (heartbeat #, gap): {late:?}", c.connection_id);
+            }
             if let Some(reason) = &c.disconnect_reason {
                 println!("connection {} closed: {reason}", c.connection_id);
             }
