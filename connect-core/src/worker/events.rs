@@ -17,8 +17,9 @@ pub struct ConnId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HttpId(pub u64);
 
-/// An HTTP call to make. Always a POST.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An HTTP call to make. Always a POST. `Debug` hides the `Authorization`
+/// value (the hashed signing key authenticates as the app).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
@@ -26,6 +27,25 @@ pub struct HttpRequest {
     /// The adapter should give up after this long and answer `Err`. The machine
     /// also stops waiting at this deadline, so a late answer is ignored.
     pub timeout: Duration,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.eq_ignore_ascii_case("authorization");
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// The answer to an [`HttpRequest`] (any status; transport failures are `Err`).
