@@ -229,7 +229,13 @@ impl<H> Session<H> {
             }
             Input::Io { epoch: e, .. } if e != epoch => {}
             Input::Io { event, .. } => match event {
-                IoEvent::Http(id, result) => machine.handle_http_response(now, id, result),
+                IoEvent::Http(id, result) => {
+                    // The machine retries with backoff; this line is how an operator learns why.
+                    if let Err(e) = &result {
+                        tracing::warn!(http = id.0, "HTTP call failed: {e}");
+                    }
+                    machine.handle_http_response(now, id, result)
+                }
                 IoEvent::Connected(conn, writer) => match self.dials().remove(&conn) {
                     // The machine gave up on this dial: close what it opened.
                     Some(Some((code, reason))) => writer.close(code, reason),
@@ -239,6 +245,7 @@ impl<H> Session<H> {
                     }
                 },
                 IoEvent::ConnectFailed(conn, error) => {
+                    tracing::warn!(conn = conn.0, "connecting to the gateway failed: {error}");
                     self.dials().remove(&conn);
                     machine.handle_connect_failed(now, conn, error)
                 }
