@@ -125,22 +125,10 @@ pub fn spin(d: Duration) {
 }
 
 /// Instantiate every scenario as a `#[test]` for one adapter type.
-///
-/// `contract_suite!(Adapter, close_gap = "why")` marks the close-handshake
-/// scenario `#[ignore]` for an adapter known not to keep it yet, so the gap
-/// shows in every test run instead of hiding.
 #[macro_export]
 macro_rules! contract_suite {
     ($adapter:ty) => {
-        $crate::contract_suite!(@core $adapter);
-        $crate::contract_suite!(@each $adapter; []; the_gateway_hears_why_the_worker_left);
-    };
-    ($adapter:ty, close_gap = $why:literal) => {
-        $crate::contract_suite!(@core $adapter);
-        $crate::contract_suite!(@each $adapter; [ignore = $why]; the_gateway_hears_why_the_worker_left);
-    };
-    (@core $adapter:ty) => {
-        $crate::contract_suite!(@each $adapter; [];
+        $crate::contract_suite!(@each $adapter;
             handshake_reaches_active_and_the_gateway_sees_the_app,
             an_event_runs_the_function_to_completion_with_its_output,
             handler_errors_follow_the_retry_rules,
@@ -151,16 +139,15 @@ macro_rules! contract_suite {
             a_drain_in_the_middle_of_a_run_loses_nothing,
             a_connection_thread_panic_is_respawned_and_loses_no_run,
             shutdown_waits_for_in_flight_work,
+            the_gateway_hears_why_the_worker_left,
         );
     };
-    (@each $adapter:ty; $attrs:tt; $($scenario:ident),* $(,)?) => {
-        $( $crate::contract_suite!(@one $adapter; $attrs; $scenario); )*
-    };
-    (@one $adapter:ty; [$($attr:meta)?]; $scenario:ident) => {
-        #[test]
-        $(#[$attr])?
-        fn $scenario() {
-            $crate::scenarios::$scenario::<$adapter>();
-        }
+    (@each $adapter:ty; $($scenario:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $scenario() {
+                $crate::scenarios::$scenario::<$adapter>();
+            }
+        )*
     };
 }

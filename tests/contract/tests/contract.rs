@@ -2,11 +2,7 @@
 //! (or `-- blocking::` for one adapter).
 
 mod tokio {
-    connect_contract_tests::contract_suite!(
-        connect_contract_tests::adapters::Tokio,
-        close_gap =
-            "connect-tokio shuts its connection runtime down before the writer task sends the close frame"
-    );
+    connect_contract_tests::contract_suite!(connect_contract_tests::adapters::Tokio);
 }
 
 mod blocking {
