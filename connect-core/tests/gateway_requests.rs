@@ -301,6 +301,31 @@ fn a_flushed_reply_completes_the_run() {
     assert_eq!(sim.run_of(&event).output, Some(json!(42)));
 }
 
+/// The worker read a request but its connection was dropped before the ack
+/// got through, so the attempt waits to be re-routed; then the worker's reply
+/// arrives (here by flush). The reply ends the run, and the request is not
+/// forwarded again to the worker's next connection (which would ack a request
+/// it already finished and never answer it: a run stuck until its lease ran out).
+#[test]
+fn a_reply_for_an_attempt_waiting_to_be_rerouted_ends_it() {
+    let mut sim = Sim::new(config());
+    let conn = sim.connect("host", &[function("app-f", "e", 0)]);
+    let event = sim.send_event("e");
+    let req = sim.recv_request(conn).expect("request");
+    sim.close(conn, None);
+    assert_eq!(sim.server.executor().queued(), 1, "waiting for another connection");
+    let now = sim.now;
+    sim.server
+        .handle_flush(now, None, encode_body(&response(&req, SdkResponseStatus::Done, "7")))
+        .expect("flushed");
+    sim.drain();
+    assert_eq!(sim.status_of(&event), RunStatus::Completed);
+    assert_eq!(sim.run_of(&event).output, Some(json!(7)));
+    assert_eq!(sim.server.executor().queued(), 0);
+    let next = sim.connect("host", &[function("app-f", "e", 0)]);
+    assert!(sim.recv_request(next).is_none(), "not forwarded again");
+}
+
 /// Leases and lease grace scale with the configured extend interval.
 #[test]
 fn short_intervals_give_short_leases() {

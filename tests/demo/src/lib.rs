@@ -214,6 +214,14 @@ impl Demo {
             std::thread::sleep(Duration::from_millis(100));
         };
 
+        // Name what did not finish: the first thing to look at if a run is lost.
+        for id in &event_ids {
+            for run in dev.runs_for_event(id).unwrap_or_default() {
+                if !matches!(run.status, connect_dev::RunStatus::Completed) {
+                    println!("unfinished: {run:?}");
+                }
+            }
+        }
         worker.shutdown();
         worker.wait_closed(Some(Duration::from_secs(10)));
         // The close handshake may still be on its way; give the gateway a moment to record it.

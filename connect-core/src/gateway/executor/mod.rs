@@ -530,10 +530,19 @@ impl Executor {
         outcome: &str,
         error: Option<Value>,
     ) -> Option<String> {
-        let flight = self.requests.remove(request_id)?;
-        self.unload(&flight);
+        let run_id = match self.requests.remove(request_id) {
+            Some(flight) => {
+                self.unload(&flight);
+                flight.run_id
+            }
+            // The reply of an attempt waiting to be re-routed: its connection
+            // dropped before the ack reached us, but the worker had read the
+            // request and ran it. Inngest buffers a response by request id and
+            // never forwards that request again; neither do we.
+            None => self.take_queued(request_id)?,
+        };
         let ended = self.wall_ms(now);
-        let run = self.runs.get_mut(&flight.run_id)?;
+        let run = self.runs.get_mut(&run_id)?;
         if run.status != RunStatus::Running {
             return None;
         }
@@ -541,7 +550,16 @@ impl Executor {
         attempt.ended_at = Some(ended);
         attempt.outcome = Some(outcome.to_owned());
         attempt.error = error;
-        Some(flight.run_id)
+        Some(run_id)
+    }
+
+    /// Take out of the re-route queue the run whose current attempt is `request_id`.
+    fn take_queued(&mut self, request_id: &str) -> Option<String> {
+        let runs = &self.runs;
+        let pos = self.queue.iter().position(|(run_id, _)| {
+            runs.get(run_id).and_then(|r| r.attempts.last()).is_some_and(|a| a.request_id == request_id)
+        })?;
+        self.queue.remove(pos).map(|(run_id, _)| run_id)
     }
 
     fn end_run(&mut self, now: Instant, run_id: &str, status: RunStatus, output: Option<Value>) {
