@@ -93,3 +93,27 @@ fn heartbeats_are_answered_while_paused_and_draining() {
     sim.heartbeat(conn);
     assert_eq!(sim.recv(conn), Some(Message::GatewayHeartbeat));
 }
+
+/// A connection's record carries when READY was sent and when it closed, so
+/// heartbeat times can be laid out on a timeline (READY + the running sum of
+/// gaps) and the silence between the last heartbeat and the close measured.
+#[test]
+fn connection_records_place_heartbeats_and_the_close_in_time() {
+    let mut sim = Sim::new(config());
+    let ready_at = sim.now;
+    let conn = sim.connect("host", &[function("app-f", "e", 0)]);
+    sim.advance(ms(10_000));
+    sim.heartbeat(conn);
+    sim.advance(ms(9_000));
+    sim.heartbeat(conn);
+    let info = &sim.server.connections()[0];
+    assert_eq!(info.connected_at, ready_at);
+    assert_eq!(info.connected_at + info.gaps.iter().sum::<std::time::Duration>(), sim.now);
+    assert_eq!(info.disconnected_at, None);
+    let last = sim.now;
+    sim.advance(secs(60));
+    assert_eq!(sim.disconnect_of(conn).as_deref(), Some("CONSECUTIVE_HEARTBEATS_MISSED"));
+    let closed = sim.server.connections()[0].disconnected_at.expect("closed");
+    let silence = closed - last;
+    assert!(silence > secs(50) && silence <= secs(60), "{silence:?}");
+}

@@ -1,7 +1,7 @@
 //! What the executor reports: runs with their attempts, and worker connections
 //! with their heartbeat record. Serialized as the dev server's REST answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -112,6 +112,13 @@ pub struct ConnectionInfo {
     /// Times the router found this connection's last heartbeat older than two intervals.
     pub marked_unhealthy: u64,
     pub disconnect_reason: Option<String>,
+    /// When READY was sent: the base of the first gap, so gap `k` ended at
+    /// `connected_at + gaps[..=k].sum()` (a timeline of gaps, for plots).
+    #[serde(skip)]
+    pub connected_at: Instant,
+    /// When the connection closed (the silence after its last heartbeat ends here).
+    #[serde(skip)]
+    pub disconnected_at: Option<Instant>,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -371,6 +371,7 @@ impl Executor {
                         w.info.max_gap = w.info.max_gap.max(silence);
                         w.info.late += 1;
                     }
+                    w.info.disconnected_at = Some(now);
                 }
                 self.reroute_all(now, released);
             }
@@ -444,6 +445,8 @@ impl Executor {
             late: 0,
             marked_unhealthy: 0,
             disconnect_reason: None,
+            connected_at: now,
+            disconnected_at: None,
         };
         let w = Worker { info, slugs, routable: false, last_heartbeat: now, healthy: true };
         self.workers.insert(conn, w);
