@@ -91,6 +91,8 @@ pub(crate) enum Cmd {
         reply: Reply<()>,
     },
     Wait(Waiter),
+    /// Tell this channel about every run end from now on.
+    WatchRunEnds(std::sync::mpsc::Sender<crate::RunEnd>),
     Shutdown {
         reply: Reply<()>,
     },
@@ -103,6 +105,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
     let mut writers: HashMap<ConnId, mpsc::UnboundedSender<WsOut>> = HashMap::new();
     let mut waiters: Vec<Waiter> = Vec::new();
     let mut forced_nacks = 0usize;
+    let mut watchers: Vec<std::sync::mpsc::Sender<crate::RunEnd>> = Vec::new();
     loop {
         let machine = server.poll_timeout().map(|(at, _)| at);
         // Waiters past their deadline are dropped, which tells their caller it timed out.
@@ -168,6 +171,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                     reply(())
                 }
                 Cmd::Wait(w) => waiters.push(w),
+                Cmd::WatchRunEnds(tx) => watchers.push(tx),
                 Cmd::Shutdown { reply } => {
                     closing = writers.values().cloned().collect();
                     server.close_all(Instant::now());
@@ -177,7 +181,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
             Step::Closed => break,
             Step::Timer => server.handle_timeout(Instant::now()),
         }
-        dispatch(&mut server, &mut writers);
+        dispatch(&mut server, &mut writers, &mut watchers);
         if !waiters.is_empty() {
             let now = Instant::now();
             waiters.retain_mut(|w| w.deadline > now && !(w.check)(&server));
@@ -231,7 +235,11 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn dispatch(server: &mut Server, writers: &mut HashMap<ConnId, mpsc::UnboundedSender<WsOut>>) {
+fn dispatch(
+    server: &mut Server,
+    writers: &mut HashMap<ConnId, mpsc::UnboundedSender<WsOut>>,
+    watchers: &mut Vec<std::sync::mpsc::Sender<crate::RunEnd>>,
+) {
     while let Some(out) = server.poll_output() {
         match out {
             ServerOutput::Send { conn, frame } => {
@@ -250,7 +258,20 @@ fn dispatch(server: &mut Server, writers: &mut HashMap<ConnId, mpsc::UnboundedSe
                 }
                 log_gateway(server, &event);
             }
-            ServerOutput::Run(event) => log_run(server, &event),
+            ServerOutput::Run(event) => {
+                if let RunEvent::Ended { run_id, event_id, status } = &event
+                    && !watchers.is_empty()
+                {
+                    let end = crate::RunEnd {
+                        run_id: run_id.clone(),
+                        event_id: event_id.clone(),
+                        status: *status,
+                        at: Instant::now(),
+                    };
+                    watchers.retain(|w| w.send(end.clone()).is_ok());
+                }
+                log_run(server, &event)
+            }
         }
     }
 }

@@ -179,6 +179,16 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// A run that ended, as [`DevServer::run_ends`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunEnd {
+    pub run_id: String,
+    pub event_id: String,
+    pub status: RunStatus,
+    /// When the server ended it (the step that handled the final reply).
+    pub at: Instant,
+}
+
 /// What went wrong talking to a dev server.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
@@ -328,6 +338,14 @@ impl DevServer {
         self.block(timeout, &format!("function {function}"), move |reply| {
             Cmd::Wait(core::connections_waiter(core::ready(1, f), deadline, reply))
         })
+    }
+
+    /// Every run that ends from now on, as it ends: for callers that follow many runs at
+    /// once (a waiter per run is checked on every step, a channel costs one send per end).
+    pub fn run_ends(&self) -> Result<std_mpsc::Receiver<RunEnd>, DevError> {
+        let (tx, rx) = std_mpsc::channel();
+        self.client.core.send(Cmd::WatchRunEnds(tx)).map_err(|_| DevError::ShutDown)?;
+        Ok(rx)
     }
 
     /// Block until `n` connections are Ready.

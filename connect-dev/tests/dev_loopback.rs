@@ -199,3 +199,26 @@ fn shutdown_closes_sockets_with_1001() {
     dev.shutdown();
     assert_eq!(recv_close(&mut ws), Some((1001, "connect_gateway_closing".into())));
 }
+
+/// `run_ends` reports each run as it ends (with its event), in order, for
+/// callers that follow many runs without a waiter each.
+#[test]
+fn run_ends_reports_every_run_as_it_ends() {
+    let dev = dev();
+    let mut ws = connect(&dev, "app", &[function("app-hello", "demo/hello", 0)]);
+    dev.wait_for_function("app-hello", T).expect("registered");
+    let ends = dev.run_ends().expect("watch");
+    let before = std::time::Instant::now();
+    let ids = dev
+        .send_events((0..3).map(|n| ("demo/hello".to_owned(), serde_json::json!({ "n": n }))))
+        .expect("events");
+    for _ in 0..3 {
+        serve_one(&mut ws, SdkResponseStatus::Done, "true");
+    }
+    let got: Vec<_> = (0..3).map(|_| ends.recv_timeout(T).expect("a run end")).collect();
+    assert_eq!(got.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>(), ids);
+    assert!(got.iter().all(|e| e.status == RunStatus::Completed && e.at >= before));
+    let run = dev.run(&got[0].run_id).expect("query").expect("known run");
+    assert_eq!(run.event_id, ids[0]);
+    dev.shutdown();
+}
