@@ -21,7 +21,11 @@ pub struct Config {
     /// Runs-in-flight levels of the throughput section.
     pub levels: Vec<usize>,
     pub warmup: Duration,
+    /// The longest warm-up: a slow worker needs its first round of runs in flight to end first.
+    pub warmup_cap: Duration,
     pub window: Duration,
+    /// How long runs still in flight after a measurement may take to end before they are cancelled.
+    pub finish_timeout: Duration,
     /// Bytes of event data for the echo function.
     pub payload_bytes: usize,
     /// Process starts per worker for the start-up median.
@@ -53,7 +57,9 @@ impl Config {
             probe_every: Duration::from_millis(20),
             levels: vec![1, 64, 1000],
             warmup: Duration::from_secs(1),
+            warmup_cap: Duration::from_secs(30),
             window: Duration::from_secs(4),
+            finish_timeout: Duration::from_secs(30),
             payload_bytes: 1024,
             startups: 5,
             connection_counts: vec![10, 100],
@@ -70,15 +76,17 @@ impl Config {
     pub fn quick() -> Config {
         Config {
             quick: true,
-            idle: Duration::from_secs(1),
-            load: Duration::from_secs(5),
+            idle: Duration::from_millis(600),
+            load: Duration::from_secs(4),
             spin: Duration::from_millis(500),
             warmup: Duration::from_millis(300),
+            warmup_cap: Duration::from_secs(2),
             window: Duration::from_millis(700),
+            finish_timeout: Duration::from_secs(3),
             startups: 2,
             connection_counts: vec![10],
             settle: Duration::from_millis(500),
-            drain_window: Duration::from_secs(2),
+            drain_window: Duration::from_millis(1500),
             ..Config::full()
         }
     }

@@ -38,7 +38,7 @@ pub struct HeartbeatResult {
     /// Why connections closed during the load.
     pub closes: Vec<String>,
     pub spin_runs: usize,
-    /// Spin runs that failed or had not ended 10 s after the load window (then cancelled).
+    /// Spin runs that failed or had not ended soon after the load window (then cancelled).
     pub spin_runs_not_completed: usize,
     pub load_secs: f64,
     /// Lateness before the load (the instrument's own noise), ms.
@@ -79,7 +79,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
     let per_thread = (cfg.load.as_millis() / cfg.spin.as_millis().max(1)).max(1) as usize;
     let spin_runs = handler_threads * per_thread;
     let hog = if spec.is_js() && cores > 1 {
-        Some(Hog::start(cores - 1, cfg.load).map_err(|e| format!("hog: {e}"))?)
+        Some(Hog::start(env, cores - 1, cfg.load).map_err(|e| format!("hog: {e}"))?)
     } else {
         None
     };
@@ -114,7 +114,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
     let finished = Instant::now();
     drop(hog);
     // Runs queued behind the spins finish now; wait a little, then cancel what is left.
-    let end = Instant::now() + Duration::from_secs(10);
+    let end = Instant::now() + cfg.finish_timeout.min(Duration::from_secs(10));
     while !(probes.is_empty() && spinning.is_empty()) && Instant::now() < end {
         if let Ok(e) = ends.recv_timeout(Duration::from_millis(50)) {
             if spinning.remove(&e.event_id) && e.status != RunStatus::Completed {
@@ -131,7 +131,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
         .into_iter()
         .filter(|c| c.instance_id.starts_with(&format!("{app}-")))
         .collect();
-    proc.stop(Duration::from_secs(10));
+    proc.stop(Duration::from_secs(3));
     let idle = measure(&conns, idle_from, started, cfg.interval);
     let mut r = measure(&conns, started, finished, cfg.interval);
     r.idle_p50 = idle.p50;

@@ -45,7 +45,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
             std::thread::sleep(cfg.settle);
             r.idle_rss_kib = proc.rss_kib();
         }
-        proc.stop(Duration::from_secs(10));
+        proc.stop(Duration::from_secs(3));
     }
     r.startup_median_ms = median(&r.startup_ms);
     let base = r.idle_rss_kib.ok_or("no RSS (is /proc mounted?)")?;
@@ -57,7 +57,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
         let rss = proc.rss_kib().ok_or("no RSS")?;
         let per = (rss as f64 - base as f64) / (n.max(2) - 1) as f64;
         r.per_connection.push((n, rss, per, ms(ready - proc.spawned)));
-        proc.stop(Duration::from_secs(20));
+        proc.stop(Duration::from_secs(5));
     }
     Ok(r)
 }

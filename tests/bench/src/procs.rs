@@ -199,9 +199,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 pub struct Hog(Child);
 
 impl Hog {
-    pub fn start(threads: usize, duration: Duration) -> std::io::Result<Hog> {
-        let exe = std::env::current_exe()?;
-        let child = Command::new(exe)
+    pub fn start(env: &Env, threads: usize, duration: Duration) -> std::io::Result<Hog> {
+        // By path, not current_exe(): a rebuild may have replaced this binary meanwhile.
+        let child = Command::new(env.bin_dir.join("compare"))
             .args(["__hog", &threads.to_string(), &duration.as_millis().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -177,7 +177,7 @@ pub fn tables(cfg: &Config, rows: &[Row]) -> String {
     }
     if cfg.section("drain") {
         s.push_str(&format!(
-            "\n4. Drain with {} runs in flight: GATEWAY_CLOSING to the replacement's READY, to the old socket's close; runs lost\n",
+            "\n4. Drain with {} runs in flight: GATEWAY_CLOSING to the replacement's READY, to the old socket's close;\n   closed before = connections lost in the same load before the drain (then nothing is left to replace); runs lost\n",
             cfg.drain_in_flight
         ));
         let body: Vec<_> = rows
@@ -188,6 +188,11 @@ pub fn tables(cfg: &Config, rows: &[Row]) -> String {
                         f(d.replacement_ms, 1),
                         f(d.old_closed_ms, 1),
                         d.old_close_reason.clone().unwrap_or_else(|| "-".into()),
+                        if d.closed_before.is_empty() {
+                            "0".into()
+                        } else {
+                            format!("{} ({})", d.closed_before.len(), d.closed_before[0])
+                        },
                         d.runs_sent.to_string(),
                         d.lost.to_string(),
                     ]
@@ -195,7 +200,7 @@ pub fn tables(cfg: &Config, rows: &[Row]) -> String {
             })
             .collect();
         s.push_str(&table(
-            &["worker", "replacement ms", "old closed ms", "old close", "runs", "lost"],
+            &["worker", "replacement ms", "old closed ms", "old close", "closed before", "runs", "lost"],
             &body,
         ));
     }
@@ -316,7 +321,9 @@ pub fn json(cfg: &Config, meta: Value, rows: &[Row], targets: &[Target]) -> Valu
         "config": {
             "quick": cfg.quick, "interval_ms": cfg.interval.as_millis() as u64, "load_s": cfg.load.as_secs_f64(),
             "spin_ms": cfg.spin.as_millis() as u64, "probe_every_ms": cfg.probe_every.as_millis() as u64,
-            "levels": cfg.levels, "warmup_s": cfg.warmup.as_secs_f64(), "window_s": cfg.window.as_secs_f64(),
+            "levels": cfg.levels, "warmup_s": cfg.warmup.as_secs_f64(), "warmup_cap_s": cfg.warmup_cap.as_secs_f64(),
+            "window_s": cfg.window.as_secs_f64(), "finish_timeout_s": cfg.finish_timeout.as_secs_f64(),
+            "idle_s": cfg.idle.as_secs_f64(), "dev_nice": cfg.dev_nice,
             "payload_bytes": cfg.payload_bytes, "startups": cfg.startups,
             "connection_counts": cfg.connection_counts, "settle_s": cfg.settle.as_secs_f64(),
             "drain_in_flight": cfg.drain_in_flight, "drain_window_s": cfg.drain_window.as_secs_f64(),

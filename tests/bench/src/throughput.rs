@@ -58,7 +58,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
         d.send(n)?;
         // Warm up for the warm-up time and at least until the first `n` runs have ended (a slow
         // worker at 1000 in flight needs seconds for its first round), within a cap.
-        let cap = start + cfg.warmup + cfg.window * 8;
+        let cap = start + cfg.warmup_cap.max(cfg.warmup);
         while Instant::now() < cap && (Instant::now() < start + cfg.warmup || d.ended.len() < n) {
             d.pump_until((Instant::now() + Duration::from_millis(10)).min(cap), true)?;
         }
@@ -68,7 +68,7 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
         let secs = (Instant::now() - start).as_secs_f64();
         let per_sec = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / secs);
         let (worker_cpu, dev_cpu) = (per_sec(cpu0.0, cpu_secs(&pid)), per_sec(cpu0.1, cpu_secs("self")));
-        let finished = d.finish(Duration::from_secs(30));
+        let finished = d.finish(cfg.finish_timeout);
         let unfinished = d.unfinished();
         let unfinished_n = unfinished.len();
         cancel_runs(dev, unfinished);
@@ -95,6 +95,6 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
             unfinished: if finished { 0 } else { unfinished_n },
         });
     }
-    proc.stop(Duration::from_secs(10));
+    proc.stop(Duration::from_secs(3));
     Ok(levels)
 }
