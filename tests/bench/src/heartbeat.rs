@@ -6,8 +6,8 @@
 //! `probe_every` keeps the router looking at the worker: it marks a connection
 //! unhealthy when it routes and the last heartbeat is older than two
 //! intervals. Every heartbeat gap the gateway recorded during the load counts;
-//! a connection the gateway closed contributes the silence from its last
-//! heartbeat to the close as one more gap.
+//! a connection the gateway dropped for missed heartbeats has the silence
+//! from its last heartbeat to the drop as its last gap (connect-dev records it).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -151,19 +151,23 @@ pub fn measure(conns: &[ConnectionInfo], from: Instant, to: Instant, interval: D
         life.push(c.connected_at);
         let mut at = c.connected_at;
         let mut in_window = false;
-        for gap in &c.gaps {
+        let dropped = c.disconnect_reason.as_deref() == Some("CONSECUTIVE_HEARTBEATS_MISSED");
+        for (i, gap) in c.gaps.iter().enumerate() {
             at += *gap;
-            life.push(at);
+            // The silence before a drop ends with the drop, not with a sign of life.
+            if !(dropped && i + 1 == c.gaps.len()) {
+                life.push(at);
+            }
             if at >= from && at <= to {
                 gaps.push((at, *gap));
                 in_window = true;
             }
         }
+        // A connection dropped for missed heartbeats has its silence up to the drop as its last gap.
         if let Some(closed) = c.disconnected_at
             && closed >= from
             && closed <= to
         {
-            gaps.push((closed, closed.saturating_duration_since(at)));
             r.closes.push(c.disconnect_reason.clone().unwrap_or_default());
             in_window = true;
         }
@@ -225,8 +229,9 @@ mod tests {
     fn gaps_in_the_window_the_silence_before_a_close_and_across_a_reconnect() {
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        // Heartbeats at 100, 200 (before the window), 300, 400; closed at 1000; a new READY at 2500.
-        let old = conn(1, t0, &[100, 100, 100, 100], Some(at(1000)));
+        // Heartbeats at 100, 200 (before the window), 300, 400; dropped at 1000 (the silence is its
+        // last gap, as connect-dev records it); a new READY at 2500.
+        let old = conn(1, t0, &[100, 100, 100, 100, 600], Some(at(1000)));
         let new = conn(2, at(2500), &[101, 100], None);
         let r = measure(&[old, new], at(250), at(3000), Duration::from_millis(100));
         let gaps: Vec<f64> = r.samples.iter().map(|s| s.1).collect();
