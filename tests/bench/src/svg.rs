@@ -95,6 +95,10 @@ pub fn heartbeats(title: &str, series: &[(String, Vec<(f64, f64)>)], interval_ms
             r#"<polyline fill="none" stroke="{color}" stroke-width="1.3" stroke-opacity="0.85" points="{}"/>"#,
             pts.join(" ")
         );
+        // Gaps past the router's unhealthy threshold get a marker, so a lone one shows.
+        for (t, g) in points.iter().filter(|(_, g)| *g > interval_ms * 2.0) {
+            let _ = writeln!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"#, x(*t), y(*g));
+        }
         let ly = TOP + 10.0 + i as f64 * 20.0;
         let lx = W - RIGHT + 12.0;
         let _ = writeln!(
@@ -128,6 +132,7 @@ mod tests {
         ];
         let svg = super::heartbeats("t", &series, 100.0);
         assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 1, "the 900 ms gap is marked");
         assert!(svg.contains("b &lt;js&gt;"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
     }
