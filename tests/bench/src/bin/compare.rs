@@ -127,7 +127,9 @@ fn main() {
     let tables = report::tables(&cfg, &rows);
     let targets = report::targets(&cfg, &rows);
     println!("{tables}");
-    if !targets.is_empty() {
+    if targets.is_empty() {
+        println!("Targets: not evaluated (no JS SDK worker-thread row measured in this run)");
+    } else {
         println!("Targets (ratios to the JS SDK worker-thread mode, measured in this run):");
         for t in &targets {
             println!("  {}", t.line());
