@@ -130,7 +130,7 @@ pub fn tables(cfg: &Config, rows: &[Row]) -> String {
     }
     if cfg.section("throughput") {
         s.push_str(&format!(
-            "\n2. Throughput: echo with {} B of data, closed loop, {:.1} s window; runs/s and event-to-completed-run latency p50/p99 ms\n",
+            "\n2. Throughput: echo with {} B of data, closed loop, {:.1} s window; runs/s and event-to-completed-run latency p50/p99 ms;\n   hb max gap = longest heartbeat gap at each level; closes = connections closed meanwhile (dropped for missed heartbeats)\n",
             cfg.payload_bytes,
             cfg.window.as_secs_f64()
         ));
@@ -138,14 +138,18 @@ pub fn tables(cfg: &Config, rows: &[Row]) -> String {
         for n in &cfg.levels {
             head.extend([format!("{n}: runs/s"), "p50".into(), "p99".into()]);
         }
+        head.extend(["hb max gap ms".into(), "closes".into()]);
         let body: Vec<_> = rows
             .iter()
             .map(|r| {
                 cells(r, &r.throughput, |levels| {
-                    levels
+                    let mut c: Vec<String> = levels
                         .iter()
                         .flat_map(|l| [format!("{:.0}", l.runs_per_sec), f(l.p50_ms, 2), f(l.p99_ms, 2)])
-                        .collect()
+                        .collect();
+                    c.push(levels.iter().map(|l| f(l.max_gap_ms, 0)).collect::<Vec<_>>().join("/"));
+                    c.push(levels.iter().map(|l| l.closes.len()).sum::<usize>().to_string());
+                    c
                 })
             })
             .collect();
