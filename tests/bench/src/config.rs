@@ -40,6 +40,9 @@ pub struct Config {
     pub out_dir: PathBuf,
     /// Nice value for connect-dev's thread (the instrument), `None` to leave it alone.
     pub dev_nice: Option<i32>,
+    /// Run in a session of its own with this autogroup nice (workers included), so that other
+    /// users of a shared machine weigh less against the whole bench; `None`: the caller's session.
+    pub autogroup_nice: Option<i32>,
     /// Only these workers (keys), if set.
     pub only_workers: Option<Vec<String>>,
     /// Only these sections (`heartbeat`, `throughput`, `memory`, `drain`), if set.
@@ -68,6 +71,7 @@ impl Config {
             drain_window: Duration::from_secs(3),
             out_dir: workspace_root().join("bench-out"),
             dev_nice: Some(-10),
+            autogroup_nice: None,
             only_workers: None,
             only_sections: None,
         }

@@ -327,7 +327,7 @@ pub fn json(cfg: &Config, meta: Value, rows: &[Row], targets: &[Target]) -> Valu
             "spin_ms": cfg.spin.as_millis() as u64, "probe_every_ms": cfg.probe_every.as_millis() as u64,
             "levels": cfg.levels, "warmup_s": cfg.warmup.as_secs_f64(), "warmup_cap_s": cfg.warmup_cap.as_secs_f64(),
             "window_s": cfg.window.as_secs_f64(), "finish_timeout_s": cfg.finish_timeout.as_secs_f64(),
-            "idle_s": cfg.idle.as_secs_f64(), "dev_nice": cfg.dev_nice,
+            "idle_s": cfg.idle.as_secs_f64(), "dev_nice": cfg.dev_nice, "autogroup_nice": cfg.autogroup_nice,
             "payload_bytes": cfg.payload_bytes, "startups": cfg.startups,
             "connection_counts": cfg.connection_counts, "settle_s": cfg.settle.as_secs_f64(),
             "drain_in_flight": cfg.drain_in_flight, "drain_window_s": cfg.drain_window.as_secs_f64(),

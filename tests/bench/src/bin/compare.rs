@@ -16,9 +16,12 @@ use connect_bench::{drain, heartbeat, memory, svg, throughput};
 use connect_dev::{DevConfig, DevServer};
 use serde_json::json;
 
+/// Set in the re-executed orchestrator that leads its own session.
+const SESSION_MARK: &str = "CONNECT_BENCH_OWN_SESSION";
+
 fn usage() -> ! {
     println!(
-        "compare [--quick] [--workers KEY,..] [--sections heartbeat,throughput,memory,drain] [--out DIR] [--no-renice] [--levels 1,64,1000]\n\
+        "compare [--quick] [--workers KEY,..] [--sections heartbeat,throughput,memory,drain] [--out DIR] [--no-renice] [--levels 1,64,1000] [--autogroup-nice N]\n\
          workers: {}",
         workers().iter().map(|w| w.key).collect::<Vec<_>>().join(", ")
     );
@@ -39,6 +42,9 @@ fn parse_args() -> Config {
             "--sections" => cfg.only_sections = Some(list(it.next())),
             "--out" => cfg.out_dir = it.next().unwrap_or_else(|| usage()).into(),
             "--no-renice" => cfg.dev_nice = None,
+            "--autogroup-nice" => {
+                cfg.autogroup_nice = Some(it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()))
+            }
             "--levels" => {
                 cfg.levels = list(it.next()).iter().map(|v| v.parse().unwrap_or_else(|_| usage())).collect()
             }
@@ -68,17 +74,43 @@ fn main() {
         let ms = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1000);
         return hog_main(n, ms);
     }
-    let cfg = parse_args();
+    let mut cfg = parse_args();
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; the figures mean little without --release");
     }
     build_workers();
+    if let Some(nice) = cfg.autogroup_nice {
+        match std::env::var(SESSION_MARK) {
+            // Run again as the leader of a new session: its own autogroup, whose nice we may set
+            // without touching the caller's session.
+            Err(_) => {
+                let status = Command::new("setsid")
+                    .arg("--wait")
+                    .arg(std::env::current_exe().expect("own path"))
+                    .args(&args[1..])
+                    .env(SESSION_MARK, "1")
+                    .status();
+                match status {
+                    Ok(s) => std::process::exit(s.code().unwrap_or(1)),
+                    Err(e) => {
+                        eprintln!("note: no setsid ({e}); running in the caller's session at its nice");
+                        cfg.autogroup_nice = None;
+                    }
+                }
+            }
+            Ok(_) => {
+                if let Err(e) = std::fs::write("/proc/self/autogroup", nice.to_string()) {
+                    eprintln!("note: could not set this session's autogroup nice to {nice} ({e})");
+                    cfg.autogroup_nice = None;
+                }
+            }
+        }
+    }
     let log_dir = cfg.out_dir.join("logs");
     std::fs::create_dir_all(&log_dir).expect("create the output directory");
     let env = Env::detect(&log_dir);
     let began = Instant::now();
     let meta = meta(&cfg, &env);
-    println!("{}", header(&cfg, &meta));
 
     let dev = DevServer::spawn(DevConfig { heartbeat_interval: cfg.interval, ..DevConfig::ephemeral() })
         .expect("connect-dev starts");
@@ -93,6 +125,7 @@ fn main() {
             }
         },
     };
+    println!("{}", header(&cfg, &meta));
     let mut rows: Vec<Row> = workers()
         .into_iter()
         .filter(|w| cfg.wants(w))
@@ -182,17 +215,21 @@ fn meta(cfg: &Config, env: &Env) -> serde_json::Value {
         "js_sdk": "inngest@4.24.0 (tests/js/package-lock.json)",
         "dev_server": "connect-dev in the orchestrator process, on its own thread",
         "dev_server_nice_wanted": cfg.dev_nice,
+        "session_autogroup": std::fs::read_to_string("/proc/self/autogroup").ok().map(|s| s.trim().to_owned()),
         "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     })
 }
 
 fn header(cfg: &Config, meta: &serde_json::Value) -> String {
     format!(
-        "connect-bench compare ({}): {} cores, load average {} at start, node {}, commit {}",
+        "connect-bench compare ({}): {} cores, load average {} at start, node {}, commit {}\n\
+         connect-dev in this process (its thread at nice {}), session {}",
         if cfg.quick { "--quick" } else { "full run" },
         meta["cores"],
         meta["loadavg_at_start"].as_str().unwrap_or("?"),
         meta["node"].as_str().unwrap_or("not found"),
         meta["git_commit"].as_str().unwrap_or("?"),
+        meta["dev_server_nice"],
+        meta["session_autogroup"].as_str().unwrap_or("?"),
     )
 }

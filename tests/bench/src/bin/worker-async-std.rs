@@ -13,6 +13,9 @@ fn main() {
 }
 
 async fn run(args: WorkerArgs) -> i32 {
+    // Start async-std's executor threads now, as any app that has spawned a task has: otherwise the
+    // first spawn (on the connection thread, for the first request) starts them.
+    async_std::task::spawn(async {}).await;
     let mut workers = Vec::with_capacity(args.connections);
     for i in 0..args.connections {
         let builder = Worker::builder(args.app.clone())
