@@ -230,12 +230,22 @@ pub fn hog_main(threads: usize, ms: u64) {
 /// this for connect-dev's thread: the gateway is the instrument, and on a real
 /// deployment it does not share the worker's starved cores.
 pub fn renice_thread(name: &str, nice: i32) -> Result<u32, String> {
-    let tasks = std::fs::read_dir("/proc/self/task").map_err(|e| e.to_string())?;
-    let tid = tasks
-        .filter_map(Result::ok)
-        .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .and_then(|t| t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .ok_or_else(|| format!("no thread named {name}"))?;
+    let find = || -> Option<u32> {
+        std::fs::read_dir("/proc/self/task")
+            .ok()?
+            .filter_map(Result::ok)
+            .find(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+            .and_then(|t| t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+    };
+    // A thread names itself once it runs: wait for it a little.
+    let end = std::time::Instant::now() + Duration::from_secs(2);
+    let tid = loop {
+        match find() {
+            Some(tid) => break tid,
+            None if std::time::Instant::now() < end => std::thread::sleep(Duration::from_millis(5)),
+            None => return Err(format!("no thread named {name}")),
+        }
+    };
     let out = Command::new("renice")
         .args(["-n", &nice.to_string(), "-p", &tid.to_string()])
         .output()
