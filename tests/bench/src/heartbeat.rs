@@ -74,12 +74,13 @@ pub fn run(cfg: &Config, env: &Env, dev: &DevServer, spec: &WorkerSpec) -> Resul
     let idle_from = Instant::now() + cfg.interval * 2;
     std::thread::sleep(cfg.idle);
 
-    // Handler threads: one per core for ours; JS runs handlers on one thread, a hog spins the rest.
+    // Handler threads: one per core for ours; JS runs handlers on one thread, a hog spins the other
+    // cores until the load window ends (a JS worker may take longer than the load time for its runs).
     let handler_threads = if spec.is_js() { 1 } else { cores };
     let per_thread = (cfg.load.as_millis() / cfg.spin.as_millis().max(1)).max(1) as usize;
     let spin_runs = handler_threads * per_thread;
     let hog = if spec.is_js() && cores > 1 {
-        Some(Hog::start(env, cores - 1, cfg.load).map_err(|e| format!("hog: {e}"))?)
+        Some(Hog::start(env, cores - 1, cfg.load * 2).map_err(|e| format!("hog: {e}"))?)
     } else {
         None
     };
