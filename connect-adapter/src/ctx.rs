@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use connect_core::payload::{Event, RequestPayload};
-use connect_core::wire::GatewayExecutorRequestData;
+use connect_core::wire::ExecutorRequest;
 
 use crate::CancelSignal;
 
@@ -13,7 +13,7 @@ use crate::CancelSignal;
 /// thread), and the raw bytes are shared with the received frame, not copied.
 #[derive(Debug)]
 pub struct Ctx {
-    request: Box<GatewayExecutorRequestData>,
+    request: ExecutorRequest,
     payload: RequestPayload,
     cancel: CancelSignal,
 }
@@ -21,11 +21,8 @@ pub struct Ctx {
 impl Ctx {
     /// Parse the request payload. An error here is the executor's fault and
     /// fails only this request.
-    pub fn new(
-        request: Box<GatewayExecutorRequestData>,
-        cancel: CancelSignal,
-    ) -> Result<Ctx, serde_json::Error> {
-        let payload = serde_json::from_slice(&request.request_payload)?;
+    pub fn new(request: ExecutorRequest, cancel: CancelSignal) -> Result<Ctx, serde_json::Error> {
+        let payload = serde_json::from_slice(request.request_payload())?;
         Ok(Ctx { request, payload, cancel })
     }
 
@@ -50,20 +47,26 @@ impl Ctx {
     }
 
     pub fn run_id(&self) -> &str {
-        &self.request.run_id
+        self.request.run_id()
     }
 
     pub fn request_id(&self) -> &str {
-        &self.request.request_id
+        self.request.request_id()
     }
 
     /// The function slug (`<app id>-<function id>`).
     pub fn function_slug(&self) -> &str {
-        &self.request.function_slug
+        self.request.function_slug()
     }
 
     pub fn app_name(&self) -> &str {
-        &self.request.app_name
+        self.request.app_name()
+    }
+
+    /// Every field of the request as the gateway sent it (ids, step id,
+    /// trace contexts, lease and job ids).
+    pub fn request(&self) -> &ExecutorRequest {
+        &self.request
     }
 
     /// The whole parsed payload (steps, ctx, version).
@@ -73,7 +76,7 @@ impl Ctx {
 
     /// The payload exactly as received; shares the frame's memory.
     pub fn raw_payload(&self) -> &Bytes {
-        &self.request.request_payload
+        self.request.request_payload()
     }
 
     /// Fired when the lease is lost or the shutdown deadline passes.

@@ -4,20 +4,16 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use connect_core::wire::GatewayExecutorRequestData;
+use connect_core::wire::ExecutorRequest;
 use connect_core::worker::Reply;
 use futures_util::FutureExt;
 
 use crate::{CancelSignal, Ctx, HandlerError, HandlerResult, reply_for, reply_for_panic};
 
 /// The handler's context, or the reply that fails the request.
-fn prepare<F>(
-    handler: Option<F>,
-    request: Box<GatewayExecutorRequestData>,
-    cancel: CancelSignal,
-) -> Result<(F, Ctx), Reply> {
+fn prepare<F>(handler: Option<F>, request: ExecutorRequest, cancel: CancelSignal) -> Result<(F, Ctx), Reply> {
     let Some(handler) = handler else {
-        let msg = format!("no handler for function {:?} on this worker", request.function_slug);
+        let msg = format!("no handler for function {:?} on this worker", request.function_slug());
         return Err(reply_for(&Err(HandlerError::non_retriable(msg).named("FunctionNotFound"))));
     };
     match Ctx::new(request, cancel) {
@@ -32,14 +28,14 @@ fn prepare<F>(
 /// Run an async handler; returns the request id and its reply.
 pub async fn invoke_async<F, Fut>(
     handler: Option<F>,
-    request: Box<GatewayExecutorRequestData>,
+    request: ExecutorRequest,
     cancel: CancelSignal,
 ) -> (String, Reply)
 where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = HandlerResult>,
 {
-    let request_id = request.request_id.clone();
+    let request_id = request.request_id().to_owned();
     let reply = match prepare(handler, request, cancel) {
         Ok((handler, ctx)) => match AssertUnwindSafe(handler(ctx)).catch_unwind().await {
             Ok(result) => reply_for(&result),
@@ -53,13 +49,13 @@ where
 /// Run a blocking handler on the current thread; returns the request id and its reply.
 pub fn invoke_blocking<F>(
     handler: Option<F>,
-    request: Box<GatewayExecutorRequestData>,
+    request: ExecutorRequest,
     cancel: CancelSignal,
 ) -> (String, Reply)
 where
     F: FnOnce(Ctx) -> HandlerResult,
 {
-    let request_id = request.request_id.clone();
+    let request_id = request.request_id().to_owned();
     let reply = match prepare(handler, request, cancel) {
         Ok((handler, ctx)) => match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
             Ok(result) => reply_for(&result),
@@ -74,15 +70,16 @@ where
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use connect_core::wire::SdkResponseStatus;
+    use connect_core::wire::{GatewayExecutorRequestData, SdkResponseStatus};
 
-    fn request(payload: &'static str) -> Box<GatewayExecutorRequestData> {
-        Box::new(GatewayExecutorRequestData {
+    fn request(payload: &'static str) -> ExecutorRequest {
+        let data = GatewayExecutorRequestData {
             request_id: "r1".into(),
             function_slug: "app-f".into(),
             request_payload: Bytes::from_static(payload.as_bytes()),
             ..Default::default()
-        })
+        };
+        ExecutorRequest::try_from(data).expect("fits")
     }
 
     const PAYLOAD: &str =

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use connect_core::wire::{GatewayExecutorRequestData, Limits};
+use connect_core::wire::{ExecutorRequest, Limits};
 use connect_core::worker::{
     ConnId, ConnectionState, Durable, Event, HttpId, HttpRequest, HttpResponse, Output, Reply, Worker,
     WorkerConfig,
@@ -268,7 +268,7 @@ impl<H> Session<H> {
         writers: &mut HashMap<ConnId, W>,
         io: &impl Io,
         epoch: u64,
-        mut spawn: impl FnMut(Option<&H>, Box<GatewayExecutorRequestData>, CancelSignal),
+        mut spawn: impl FnMut(Option<&H>, ExecutorRequest, CancelSignal),
     ) -> bool {
         while let Some(out) = machine.poll_output() {
             match out {
@@ -307,7 +307,7 @@ impl<H> Session<H> {
         &self,
         event: Event,
         carry: &mut Carry<R>,
-        spawn: &mut impl FnMut(Option<&H>, Box<GatewayExecutorRequestData>, CancelSignal),
+        spawn: &mut impl FnMut(Option<&H>, ExecutorRequest, CancelSignal),
     ) -> bool {
         match event {
             Event::StateChanged(state) => {
@@ -320,12 +320,12 @@ impl<H> Session<H> {
             }
             Event::Invocation(request) => {
                 let cancel = CancelSignal::new();
-                carry.cancels.insert(request.request_id.clone(), cancel.clone());
-                spawn(self.handlers.get(&request.function_slug), request, cancel);
+                carry.cancels.insert(request.request_id().to_owned(), cancel.clone());
+                spawn(self.handlers.get(request.function_slug()), request, cancel);
             }
             Event::LeaseLost { request_id } => {
                 tracing::warn!(%request_id, "lease lost; cancelling the handler");
-                if let Some(c) = carry.cancels.get(&request_id) {
+                if let Some(c) = carry.cancels.get(request_id.as_str()) {
                     c.cancel(CancelReason::LeaseLost);
                 }
             }

@@ -82,7 +82,7 @@ fn main() -> Result<()> {
                         let _ = ws.flush();
                     }
                 }
-                Output::Event(Event::Invocation(req)) => spawn_handler(*req, tx.clone()),
+                Output::Event(Event::Invocation(req)) => spawn_handler(req, tx.clone()),
                 Output::Event(Event::Closed) => {
                     println!("closed");
                     return Ok(());
@@ -157,12 +157,12 @@ fn main() -> Result<()> {
 
 /// The app: answers `{"hello": <event data>}`. Runs on its own thread, as any
 /// user code should: it can take as long as it likes.
-fn spawn_handler(req: connect_core::wire::GatewayExecutorRequestData, tx: Sender<Input>) {
+fn spawn_handler(req: connect_core::wire::ExecutorRequest, tx: Sender<Input>) {
     std::thread::spawn(move || {
-        let payload: serde_json::Value = serde_json::from_slice(&req.request_payload).unwrap_or_default();
+        let payload: serde_json::Value = serde_json::from_slice(req.request_payload()).unwrap_or_default();
         let body = serde_json::json!({ "hello": payload["event"]["data"] });
-        println!("running {} for request {}", req.function_slug, req.request_id);
-        let _ = tx.send(Input::Replied(req.request_id, Reply::done(body.to_string())));
+        println!("running {} for request {}", req.function_slug(), req.request_id());
+        let _ = tx.send(Input::Replied(req.request_id().to_owned(), Reply::done(body.to_string())));
     });
 }
 

@@ -29,10 +29,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use connect_core::payload::{FunctionConfig, Trigger};
 use connect_core::wire::{
-    GatewayConnectionReadyData, GatewayExecutorRequestData, Limits, Message, StartResponse,
-    WorkerReplyAckData, encode_body,
+    ConnectMessage, ExecutorRequest, GatewayConnectionReadyData, GatewayExecutorRequestData, Limits, Message,
+    StartResponse, WorkerReplyAckData, encode_body,
 };
 use connect_core::worker::{ConnId, Durable, HttpResponse, Output, Reply, Worker, WorkerConfig};
+use prost::Message as _;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
@@ -143,6 +144,7 @@ fn cycle_bench() {
     let body = Bytes::from_static(b"{\"ok\":true}");
     let mut next = IN_FLIGHT;
     let (mut ns, mut allocs, mut decode_ns, mut decode_allocs) = (vec![], vec![], vec![], vec![]);
+    let (mut prost_ns, mut prost_allocs) = (vec![], vec![]);
     for _ in 0..ROUNDS {
         // Untimed: the frames a socket would hand over, and the ids the app would reply to.
         let reqs: Vec<Bytes> = (next..next + CYCLES_PER_ROUND)
@@ -156,19 +158,13 @@ fn cycle_bench() {
             .collect();
         let now = base; // no timer is due within the measurement
 
-        // A second copy of the request frames for the decode-only measurement.
+        // Copies of the request frames for the decode-only measurements.
         let reqs_again: Vec<Bytes> = reqs.iter().map(|f| Bytes::copy_from_slice(f)).collect();
+        let reqs_prost: Vec<Bytes> = reqs.iter().map(|f| Bytes::copy_from_slice(f)).collect();
 
         let region = Region::new(GLOBAL);
         let t0 = Instant::now();
-        for ((req, id), ack) in reqs.into_iter().zip(&done).zip(acks) {
-            w.handle_frame(now, conn, req);
-            drain(&mut w);
-            w.reply(now, id, Reply::done(body.clone())).expect("known request");
-            drain(&mut w);
-            w.handle_frame(now, conn, ack);
-            drain(&mut w);
-        }
+        run_cycles(&mut w, conn, now, reqs, &done, acks, &body);
         let elapsed = t0.elapsed();
         let stats = region.change();
         ns.push(elapsed.as_nanos() as f64 / CYCLES_PER_ROUND as f64);
@@ -178,11 +174,15 @@ fn cycle_bench() {
 
         let region = Region::new(GLOBAL);
         let t0 = Instant::now();
-        for f in reqs_again {
-            black_box(Message::decode(f, &Limits::default()).expect("decodes"));
-        }
+        decode_all(reqs_again);
         decode_ns.push(t0.elapsed().as_nanos() as f64 / CYCLES_PER_ROUND as f64);
         decode_allocs.push(region.change().allocations as f64 / CYCLES_PER_ROUND as f64);
+
+        let region = Region::new(GLOBAL);
+        let t0 = Instant::now();
+        decode_all_prost(reqs_prost);
+        prost_ns.push(t0.elapsed().as_nanos() as f64 / CYCLES_PER_ROUND as f64);
+        prost_allocs.push(region.change().allocations as f64 / CYCLES_PER_ROUND as f64);
         next += CYCLES_PER_ROUND;
     }
     println!(
@@ -197,7 +197,7 @@ fn cycle_bench() {
     );
     println!(
         "{:<44} {:>10.0} {:>14.2}",
-        "  of which: Message::decode of the request",
+        "  of which: decode of the request",
         median(&decode_ns),
         median(&decode_allocs)
     );
@@ -207,6 +207,53 @@ fn cycle_bench() {
         median(&ns) - median(&decode_ns),
         median(&allocs) - median(&decode_allocs)
     );
+    println!(
+        "{:<44} {:>10.0} {:>14.2}",
+        "for comparison: Message::decode (prost)",
+        median(&prost_ns),
+        median(&prost_allocs)
+    );
+}
+
+/// The timed loop of [`cycle_bench`]: one cycle per request frame. Kept out
+/// of line so that a profiler can be pointed at it alone, e.g.
+/// `valgrind --tool=callgrind --toggle-collect='*run_cycles*' worker_bench cycle`.
+#[inline(never)]
+fn run_cycles(
+    w: &mut Worker,
+    conn: ConnId,
+    now: Instant,
+    reqs: Vec<Bytes>,
+    done: &[String],
+    acks: Vec<Bytes>,
+    body: &Bytes,
+) {
+    for ((req, id), ack) in reqs.into_iter().zip(done).zip(acks) {
+        w.handle_frame(now, conn, req);
+        drain(w);
+        w.reply(now, id, Reply::done(body.clone())).expect("known request");
+        drain(w);
+        w.handle_frame(now, conn, ack);
+        drain(w);
+    }
+}
+
+/// The decode-only measurement of [`cycle_bench`] (`--toggle-collect='*decode_all*'`):
+/// the envelope, then the request as the worker reads it.
+#[inline(never)]
+fn decode_all(frames: Vec<Bytes>) {
+    for f in frames {
+        let envelope = ConnectMessage::decode(f).expect("envelope");
+        black_box(ExecutorRequest::decode(envelope.payload).expect("decodes"));
+    }
+}
+
+/// The same frames through `Message::decode` (prost's owned structs), for comparison.
+#[inline(never)]
+fn decode_all_prost(frames: Vec<Bytes>) {
+    for f in frames {
+        black_box(Message::decode(f, &Limits::default()).expect("decodes"));
+    }
 }
 
 /// One handle_timeout with `held` leases, 10 of them due.

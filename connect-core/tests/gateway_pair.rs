@@ -135,11 +135,11 @@ impl Pair {
             Output::Event(Event::Invocation(req)) => match self.app {
                 App::Echo => {
                     let payload: serde_json::Value =
-                        serde_json::from_slice(&req.request_payload).expect("payload");
+                        serde_json::from_slice(req.request_payload()).expect("payload");
                     let body = serde_json::to_vec(&payload["event"]["data"]).expect("json");
-                    self.worker.reply(now, &req.request_id, Reply::done(body)).expect("reply");
+                    self.worker.reply(now, req.request_id(), Reply::done(body)).expect("reply");
                 }
-                App::Hold => self.held.push(req.request_id.clone()),
+                App::Hold => self.held.push(req.request_id().to_owned()),
             },
             Output::Event(_) => {}
         }

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use connect_core::wire::*;
+use prost::Message as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -1198,6 +1199,37 @@ fn our_decoder_turns_every_js_vector_into_exactly_its_payload_json() {
         }
     }
     fail_if_any("decoding the JS SDK's vectors", failures);
+}
+
+/// The worker does not read GATEWAY_EXECUTOR_REQUEST with the prost structs
+/// but in place ([`ExecutorRequest`]); it must see exactly what they see.
+#[test]
+fn the_workers_request_reader_turns_every_executor_request_vector_into_its_payload_json() {
+    let mut failures = Vec::new();
+    let mut seen = 0;
+    for v in js_vectors().into_iter().chain(extra_vectors()) {
+        if v.kind.as_deref() != Some("GATEWAY_EXECUTOR_REQUEST") {
+            continue;
+        }
+        seen += 1;
+        let frame = match v.hex.as_str() {
+            "" => encode_entry(&v).expect("our vector encodes"),
+            hex => Bytes::from(hex::decode(hex).expect("vector hex")),
+        };
+        let envelope = ConnectMessage::decode(frame).expect("envelope");
+        let ours = ExecutorRequest::decode(envelope.payload.clone()).map(|r| r.to_data());
+        let prost = GatewayExecutorRequestData::decode(envelope.payload).map_err(|e| e.to_string());
+        match (ours, prost) {
+            (Ok(ours), Ok(prost)) if ours == prost => {
+                let mut problems = Vec::new();
+                diff(&v.payload, &ours.to_golden_json().to_value(), "payload", &mut problems);
+                failures.extend(problems.into_iter().map(|p| format!("vector {}: {p}", v.name)));
+            }
+            (ours, prost) => failures.push(format!("vector {}: ours {ours:?}, prost {prost:?}", v.name)),
+        }
+    }
+    assert!(seen >= 2, "{seen} executor request vectors");
+    fail_if_any("reading executor requests in place", failures);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod sim;
 
 use bytes::Bytes;
 use connect_core::wire::{
-    GatewayExecutorRequestData, Limits, Message, SdkResponseStatus, WorkerReplyAckData,
+    ExecutorRequest, GatewayExecutorRequestData, Limits, Message, SdkResponseStatus, WorkerReplyAckData,
     WorkerRequestExtendLeaseAckData,
 };
 use connect_core::worker::{CommandError, Event, HttpResponse, Reply};
@@ -48,7 +48,7 @@ fn request_is_acked_on_its_connection_and_handed_to_the_app() {
     assert_eq!(ack.system_trace_ctx, req.system_trace_ctx);
     assert_eq!(ack.user_trace_ctx, req.user_trace_ctx);
     assert_eq!(sim.invocations(), ["r1"]);
-    assert!(sim.has_event(&Event::Invocation(Box::new(req))));
+    assert!(sim.has_event(&Event::Invocation(ExecutorRequest::try_from(&req).expect("fits"))));
 }
 
 /// The reply goes out as WORKER_REPLY with ids and trace contexts echoed,
@@ -362,6 +362,21 @@ fn undecodable_frame_closes_the_connection_and_reconnects() {
     assert!(sim.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
 }
 
+/// An executor request whose payload is malformed (here a request id that
+/// is not UTF-8) is an undecodable frame like any other: 1007, nothing is
+/// run, and the request already in flight survives the reconnect.
+#[test]
+fn malformed_executor_request_closes_the_connection_and_runs_nothing() {
+    let mut sim = Sim::new(config());
+    let conn = sim.invoke("r1");
+    sim.send_raw(conn, Bytes::from_static(&[0x08, 0x03, 0x12, 0x04, 0x0a, 0x02, 0xff, 0xfe]));
+    assert_eq!(sim.closes()[0], (conn, 1007, "failed to unmarshal Protobuf".into()));
+    assert_eq!(sim.invocations(), ["r1"]);
+    sim.run_until(secs(10), |s| s.active_conn() != conn);
+    sim.reply("r1", Reply::done("1"));
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
+}
+
 /// Request payload bytes reach the app without a copy.
 #[test]
 fn invocation_payload_shares_the_frame_memory() {
@@ -375,7 +390,7 @@ fn invocation_payload_shares_the_frame_memory() {
     let mut payload_ptr = None;
     while let Some(out) = sim.w.poll_output() {
         if let connect_core::worker::Output::Event(Event::Invocation(r)) = out {
-            payload_ptr = Some(r.request_payload.as_ptr());
+            payload_ptr = Some(r.request_payload().as_ptr());
         }
     }
     assert!(range.contains(&payload_ptr.expect("invocation")));
@@ -390,7 +405,7 @@ impl Requests for Sim {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::Invocation(r) => Some(*r),
+                Event::Invocation(r) => Some(r.to_data()),
                 _ => None,
             })
             .collect()

@@ -351,7 +351,7 @@ impl Model {
         // Leases lost only after a NACK, a local expiry, or the machine's end.
         for (t, d) in &sim.log {
             if let Did::Event(Event::LeaseLost { request_id }) = d {
-                if self.wild.contains(request_id) {
+                if self.wild.contains(request_id.as_str()) {
                     continue;
                 }
                 let latest = |list: &[(String, Duration)], until: &dyn Fn(&Duration) -> bool| {
@@ -372,7 +372,7 @@ impl Model {
         for e in &events {
             if let Event::ReplyAcked { request_id } | Event::ReplyFailed { request_id, .. } = e {
                 assert!(settled.insert(request_id.clone()), "{request_id} settled twice");
-                assert!(self.replied.contains(request_id), "{request_id} settled but never replied");
+                assert!(self.replied.contains(request_id.as_str()), "{request_id} settled but never replied");
             }
         }
         if !sim.closed() {
@@ -405,7 +405,7 @@ impl Model {
             .events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::ReplyAcked { request_id } | Event::ReplyFailed { request_id, .. } => Some(request_id),
+                Event::ReplyAcked { request_id } | Event::ReplyFailed { request_id, .. } => Some(request_id.into()),
                 _ => None,
             })
             .collect();

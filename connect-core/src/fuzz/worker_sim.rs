@@ -598,7 +598,7 @@ impl Sim {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::Invocation(r) => Some(r.request_id),
+                Event::Invocation(r) => Some(r.request_id().to_owned()),
                 _ => None,
             })
             .collect()

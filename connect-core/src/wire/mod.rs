@@ -11,8 +11,12 @@
 //! the frame itself holds (prost checks every length against the buffer).
 
 mod proto;
+mod request;
+pub(crate) mod scan;
 
 pub use proto::*;
+pub(crate) use request::{Echo, RequestText};
+pub use request::{ExecutorRequest, RequestId};
 
 use bytes::{Bytes, BytesMut};
 use prost::Message as _;

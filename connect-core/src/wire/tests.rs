@@ -216,3 +216,132 @@ fn http_bodies_round_trip_and_empty_start_is_no_exclusions() {
         decode_body::<StartResponse>(Bytes::from_static(b"<html>"), "StartResponse").expect_err("garbage");
     assert!(e.to_string().contains("StartResponse"));
 }
+
+// ---- ExecutorRequest: the worker's reader of GATEWAY_EXECUTOR_REQUEST ----
+
+fn executor_request(step: Option<&str>) -> GatewayExecutorRequestData {
+    let Message::GatewayExecutorRequest(r) = sample(GatewayMessageType::GatewayExecutorRequest) else {
+        unreachable!()
+    };
+    GatewayExecutorRequestData { step_id: step.map(Into::into), ..*r }
+}
+
+/// What prost says about `payload`, next to what the reader in place says
+/// (when it does not defer) and what `ExecutorRequest::decode` says.
+fn compare(payload: &[u8]) {
+    let payload = Bytes::copy_from_slice(payload);
+    let prost = GatewayExecutorRequestData::decode(payload.clone());
+    let ours = ExecutorRequest::decode(payload.clone());
+    match (&prost, &ours) {
+        (Ok(p), Ok(o)) => assert_eq!(&o.to_data(), p, "{payload:02x?}"),
+        (Err(_), Err(e)) => assert!(matches!(e, WireError::Payload { kind: "GATEWAY_EXECUTOR_REQUEST", .. })),
+        _ => panic!("prost {prost:?}, ours {ours:?} for {payload:02x?}"),
+    }
+    if let Some(fast) = ExecutorRequest::read_in_place(&payload) {
+        assert_eq!(Ok(fast.to_data()), prost, "{payload:02x?}");
+    }
+}
+
+#[test]
+fn executor_request_reads_every_field_like_prost_in_place() {
+    for step in [None, Some(""), Some("step")] {
+        let data = executor_request(step);
+        let payload = encode_body(&data);
+        let fast = ExecutorRequest::read_in_place(&payload).expect("read in place, not deferred");
+        assert_eq!(fast.to_data(), data);
+        assert_eq!(fast.step_id(), step);
+        assert_eq!(ExecutorRequest::decode(payload.clone()).expect("decodes"), fast);
+        assert_eq!(ExecutorRequest::try_from(&data).expect("converts"), fast);
+        // The payload is a slice of the frame, not a copy.
+        let range = payload.as_ptr_range();
+        assert!(range.contains(&fast.request_payload().as_ptr()));
+    }
+    let empty = ExecutorRequest::decode(Bytes::new()).expect("all defaults");
+    assert_eq!(empty.to_data(), GatewayExecutorRequestData::default());
+}
+
+#[test]
+fn executor_request_tolerates_unknown_fields_and_takes_the_last_of_repeated_ones() {
+    let mut payload = encode_body(&executor_request(Some("s"))).to_vec();
+    // Unknown fields 15..18: a varint, a fixed64, a fixed32 and a length-delimited one.
+    payload.extend_from_slice(&[0x78, 0x96, 0x01]);
+    payload.extend_from_slice(&[0x81, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]);
+    payload.extend_from_slice(&[0x8d, 0x01, 1, 2, 3, 4]);
+    payload.extend_from_slice(&[0x92, 0x01, 0x02, 0xff, 0xfe]);
+    // request_id again: the last one wins.
+    payload.extend_from_slice(&[0x0a, 0x02, b'r', b'2']);
+    let fast = ExecutorRequest::read_in_place(&Bytes::from(payload.clone())).expect("in place");
+    assert_eq!(fast.request_id(), "r2");
+    compare(&payload);
+    // A group (wire types 3/4, deprecated) is left to prost, which skips it.
+    let mut grouped = payload.clone();
+    grouped.extend_from_slice(&[0x9b, 0x01, 0x08, 0x01, 0x9c, 0x01]); // field 19 start, a varint, end
+    assert!(ExecutorRequest::read_in_place(&Bytes::from(grouped.clone())).is_none());
+    assert_eq!(ExecutorRequest::decode(Bytes::from(grouped)).expect("skipped").request_id(), "r2");
+}
+
+#[test]
+fn executor_request_errors_are_typed_and_trace_contexts_need_not_be_utf8() {
+    // A string field that is not UTF-8, a field with the wrong wire type, a truncation.
+    for bad in [&[0x0a, 0x02, 0xff, 0xfe][..], &[0x08, 0x01], &[0x0a, 0x05, b'x'], &[0x0a]] {
+        let e = ExecutorRequest::decode(Bytes::copy_from_slice(bad)).expect_err("malformed");
+        assert!(matches!(e, WireError::Payload { kind: "GATEWAY_EXECUTOR_REQUEST", .. }), "{e}");
+        compare(bad);
+    }
+    // Trace contexts are `bytes`: anything is echoed as it came.
+    let data = GatewayExecutorRequestData {
+        system_trace_ctx: Bytes::from_static(&[0xff, 0x00, 0xfe]),
+        ..executor_request(Some("s"))
+    };
+    let req = ExecutorRequest::decode(encode_body(&data)).expect("decodes");
+    assert_eq!(req.system_trace_ctx(), &[0xff, 0x00, 0xfe]);
+    assert_eq!(req.user_trace_ctx(), &data.user_trace_ctx[..]);
+    assert_eq!(req.to_data(), data);
+    assert_eq!(req.request_id(), "r1");
+}
+
+/// Every truncation, and many random byte changes, of a valid payload:
+/// the reader in place agrees with prost whenever it does not defer to it,
+/// and the decoder as a whole always does.
+#[test]
+fn executor_request_agrees_with_prost_on_mutated_payloads() {
+    let payload = encode_body(&executor_request(Some("step")));
+    for len in 0..payload.len() {
+        compare(&payload[..len]);
+    }
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..20_000 {
+        let mut p = payload.to_vec();
+        for _ in 0..rng.usize(1..4) {
+            let at = rng.usize(..p.len());
+            match rng.u8(..3) {
+                0 => p[at] = rng.u8(..),
+                1 => p.insert(at, rng.u8(..)),
+                _ => drop(p.remove(at)),
+            }
+        }
+        compare(&p);
+    }
+}
+
+proptest::proptest! {
+    /// Any request prost encodes, including non-ASCII text and arbitrary
+    /// trace bytes, reads back in place to the same fields.
+    #[test]
+    fn executor_request_round_trips_through_prost(
+        ids in proptest::collection::vec(".{0,40}", 11),
+        step in proptest::option::of(".{0,10}"),
+        payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        traces in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 2),
+    ) {
+        let data = GatewayExecutorRequestData {
+            request_id: ids[0].clone(), account_id: ids[1].clone(), env_id: ids[2].clone(),
+            app_id: ids[3].clone(), app_name: ids[4].clone(), function_id: ids[5].clone(),
+            function_slug: ids[6].clone(), step_id: step, request_payload: Bytes::from(payload),
+            system_trace_ctx: Bytes::from(traces[0].clone()), user_trace_ctx: Bytes::from(traces[1].clone()),
+            run_id: ids[7].clone(), lease_id: ids[8].clone(), job_id: ids[9].clone() + &ids[10],
+        };
+        let req = ExecutorRequest::decode(encode_body(&data)).expect("decodes");
+        proptest::prop_assert_eq!(req.to_data(), data);
+    }
+}

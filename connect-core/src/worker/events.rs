@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::wire::{GatewayExecutorRequestData, SdkResponseStatus};
+use crate::wire::{ExecutorRequest, RequestId, SdkResponseStatus};
 
 /// A connection generation. Every start attempt gets a new one; never reused,
 /// so anything that names an old generation is recognisably stale.
@@ -83,23 +83,24 @@ pub enum Event {
         connection_id: String,
     },
     /// Run this function. Answer with [`Worker::reply`](super::Worker::reply).
-    /// The payload shares the frame's memory.
-    Invocation(Box<GatewayExecutorRequestData>),
+    /// The payload shares the frame's memory; the request's strings share
+    /// one buffer with the machine's own record of the request.
+    Invocation(ExecutorRequest),
     /// The request's lease is gone (a NACK, or it expired locally): another
     /// worker may run it. Cancel the handler; a reply is still accepted and
     /// sent. Also sent for every running request when the machine gives up on
     /// it (shutdown deadline, fatal error).
     LeaseLost {
-        request_id: String,
+        request_id: RequestId,
     },
     /// The reply is durably stored by Inngest (WORKER_REPLY_ACK or a successful flush).
     ReplyAcked {
-        request_id: String,
+        request_id: RequestId,
     },
     /// The reply can never be delivered (too large, rejected by the flush
     /// endpoint, shutdown deadline). Reported once, never re-queued.
     ReplyFailed {
-        request_id: String,
+        request_id: RequestId,
         error: String,
     },
     /// An error that cannot heal; the machine closes after it.

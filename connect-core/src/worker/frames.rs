@@ -1,118 +1,19 @@
-//! Outgoing frames on the request path, written straight from borrowed fields.
+//! Outgoing frames on the request path, written straight from the request's
+//! stored text, and the frequent incoming ones read in place.
 //!
 //! `Message::encode` needs owned prost structs, which would mean cloning seven
 //! strings per ACK, per extension and per reply. These writers produce the
-//! same bytes (the tests decode them back with [`Message::decode`]) with one
-//! allocation per frame: the frame itself.
-//!
-//! [`Message::decode`]: crate::wire::Message::decode
+//! same bytes (the tests compare them with prost's) with one allocation per
+//! frame: the frame itself.
 
-use std::borrow::Borrow;
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-
-use bytes::{BufMut, Bytes, BytesMut};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use bytes::Bytes;
+use prost::encoding::{WireType, encoded_len_varint};
 use ulid::Ulid;
 
-use crate::wire::{GatewayExecutorRequestData, GatewayMessageType as K};
+use crate::wire::scan::{self, Field};
+use crate::wire::{Echo, GatewayMessageType as K, RequestText};
 
 use super::events::Reply;
-
-/// A request's identity and the fields echoed in its ACK, extensions and
-/// reply, in one shared allocation: the map key of the in-flight table.
-///
-/// Layout: nine little-endian `u32` end offsets, a has-step byte, then the
-/// parts back to back: request_id, account_id, env_id, app_id,
-/// function_slug, step_id, run_id, system_trace_ctx, user_trace_ctx. The
-/// trace contexts are copied (they are small) so that a finished request does
-/// not keep its whole request frame alive. Hashes and compares as its
-/// request id's bytes, so the table is searched with `id.as_bytes()`.
-/// Cloning is a reference-count increment.
-#[derive(Clone)]
-pub(crate) struct ReqKey(Arc<[u8]>);
-
-const PARTS: usize = 9;
-const HEADER: usize = PARTS * 4 + 1;
-const REQUEST_ID: usize = 0;
-const ACCOUNT_ID: usize = 1;
-const ENV_ID: usize = 2;
-const APP_ID: usize = 3;
-const FUNCTION_SLUG: usize = 4;
-const STEP_ID: usize = 5;
-const RUN_ID: usize = 6;
-const SYSTEM_TRACE_CTX: usize = 7;
-const USER_TRACE_CTX: usize = 8;
-
-impl ReqKey {
-    /// Build the key; `scratch` is a reusable buffer, so that this costs one allocation.
-    pub(crate) fn new(req: &GatewayExecutorRequestData, scratch: &mut Vec<u8>) -> ReqKey {
-        let step = req.step_id.as_deref();
-        let parts: [&[u8]; PARTS] = [
-            req.request_id.as_bytes(),
-            req.account_id.as_bytes(),
-            req.env_id.as_bytes(),
-            req.app_id.as_bytes(),
-            req.function_slug.as_bytes(),
-            step.unwrap_or("").as_bytes(),
-            req.run_id.as_bytes(),
-            &req.system_trace_ctx,
-            &req.user_trace_ctx,
-        ];
-        scratch.clear();
-        scratch.resize(HEADER, 0);
-        for (i, part) in parts.iter().enumerate() {
-            scratch.extend_from_slice(part);
-            let end = u32::try_from(scratch.len() - HEADER).unwrap_or(u32::MAX);
-            scratch[i * 4..i * 4 + 4].copy_from_slice(&end.to_le_bytes());
-        }
-        scratch[PARTS * 4] = u8::from(step.is_some());
-        ReqKey(Arc::from(&scratch[..]))
-    }
-
-    fn end(&self, i: usize) -> usize {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self.0[i * 4..i * 4 + 4]);
-        u32::from_le_bytes(b) as usize
-    }
-
-    fn part(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.end(i - 1) };
-        &self.0[HEADER + start..HEADER + self.end(i)]
-    }
-
-    fn step_id(&self) -> Option<&[u8]> {
-        (self.0[PARTS * 4] != 0).then(|| self.part(STEP_ID))
-    }
-
-    /// The request id (it came from a protobuf string, so it is UTF-8).
-    pub(crate) fn id(&self) -> &str {
-        std::str::from_utf8(self.part(REQUEST_ID)).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Debug for ReqKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ReqKey").field(&self.id()).finish()
-    }
-}
-
-impl PartialEq for ReqKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.part(REQUEST_ID) == other.part(REQUEST_ID)
-    }
-}
-impl Eq for ReqKey {}
-impl Hash for ReqKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.part(REQUEST_ID).hash(state)
-    }
-}
-impl Borrow<[u8]> for ReqKey {
-    fn borrow(&self) -> &[u8] {
-        self.part(REQUEST_ID)
-    }
-}
 
 /// A lease id. Inngest's are ULIDs whose timestamp is the expiry; anything
 /// else is kept verbatim (and the gateway will reject it, not us).
@@ -157,38 +58,50 @@ impl std::fmt::Display for LeaseId {
     }
 }
 
-/// A protobuf field writer that either counts or writes, so that one
-/// function describes a message for both passes.
-struct Enc<'a> {
-    buf: Option<&'a mut BytesMut>,
-    len: usize,
+/// One field of an outgoing message.
+#[derive(Clone, Copy)]
+enum F<'a> {
+    /// A proto3 `bytes`/`string` field: skipped when empty.
+    Bytes(&'a [u8]),
+    /// An `optional` one: written when present, even if empty.
+    Optional(Option<&'a [u8]>),
+    /// A proto3 scalar: skipped when 0.
+    Varint(u64),
 }
 
-impl Enc<'_> {
-    /// A proto3 `bytes`/`string` field: skipped when empty.
-    fn bytes(&mut self, tag: u32, v: &[u8]) {
-        if !v.is_empty() {
-            self.always_bytes(tag, v);
+impl F<'_> {
+    /// Encoded size, key included (every tag here is below 16: a 1-byte key).
+    fn len(self) -> usize {
+        match self {
+            F::Bytes([]) | F::Optional(None) | F::Varint(0) => 0,
+            F::Bytes(v) | F::Optional(Some(v)) => 1 + encoded_len_varint(v.len() as u64) + v.len(),
+            F::Varint(v) => 1 + encoded_len_varint(v),
         }
     }
-    /// An `optional` field that is present: written even when empty.
-    fn always_bytes(&mut self, tag: u32, v: &[u8]) {
-        self.len += key_len(tag) + encoded_len_varint(v.len() as u64) + v.len();
-        if let Some(buf) = self.buf.as_deref_mut() {
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(v.len() as u64, buf);
-            buf.put_slice(v);
-        }
-    }
-    fn varint(&mut self, tag: u32, v: u64) {
-        if v != 0 {
-            self.len += key_len(tag) + encoded_len_varint(v);
-            if let Some(buf) = self.buf.as_deref_mut() {
-                encode_key(tag, WireType::Varint, buf);
-                encode_varint(v, buf);
+
+    fn write(self, tag: u8, buf: &mut Vec<u8>) {
+        debug_assert!(tag < 16);
+        match self {
+            F::Bytes([]) | F::Optional(None) | F::Varint(0) => {}
+            F::Bytes(v) | F::Optional(Some(v)) => {
+                buf.push(tag << 3 | WireType::LengthDelimited as u8);
+                put_varint(buf, v.len() as u64);
+                buf.extend_from_slice(v);
+            }
+            F::Varint(v) => {
+                buf.push(tag << 3 | WireType::Varint as u8);
+                put_varint(buf, v);
             }
         }
     }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
 }
 
 /// An encoded frame and where its payload starts (the flush body is the payload).
@@ -197,139 +110,112 @@ pub(crate) struct Frame {
     pub(crate) payload_at: usize,
 }
 
-/// Write one `ConnectMessage{kind, payload}`; `Err(len)` if it would exceed `max`.
-fn frame(kind: K, max: usize, fields: impl Fn(&mut Enc<'_>)) -> Result<Frame, usize> {
-    let mut count = Enc { buf: None, len: 0 };
-    fields(&mut count);
-    let payload_len = count.len;
-    let kind = kind as i32 as u64;
-    let mut head = 0;
-    if kind != 0 {
-        head += key_len(1) + encoded_len_varint(kind);
-    }
-    if payload_len != 0 {
-        head += key_len(2) + encoded_len_varint(payload_len as u64);
-    }
+/// Write one `ConnectMessage{kind, payload}` whose payload has `fields`
+/// (field `i` has tag `i + 1`); `Err(len)` if it would exceed `max`. The
+/// frame is written into a `Vec` of the exact size, which becomes its
+/// `Bytes` without a copy: one allocation.
+fn frame(kind: K, max: usize, fields: &[F<'_>]) -> Result<Frame, usize> {
+    let payload_len: usize = fields.iter().map(|f| f.len()).sum();
+    let envelope = [F::Varint(kind as i32 as u64), F::Varint(payload_len as u64)];
+    let head = envelope[0].len() + if payload_len == 0 { 0 } else { envelope[1].len() };
     let total = head + payload_len;
     if total > max {
         return Err(total);
     }
-    let mut buf = BytesMut::with_capacity(total);
-    if kind != 0 {
-        encode_key(1, WireType::Varint, &mut buf);
-        encode_varint(kind, &mut buf);
-    }
+    let mut buf = Vec::with_capacity(total);
+    envelope[0].write(1, &mut buf);
     if payload_len != 0 {
-        encode_key(2, WireType::LengthDelimited, &mut buf);
-        encode_varint(payload_len as u64, &mut buf);
-        fields(&mut Enc { buf: Some(&mut buf), len: 0 });
+        // Field 2 is `bytes`: its key is length-delimited, then the length.
+        buf.push(2 << 3 | WireType::LengthDelimited as u8);
+        put_varint(&mut buf, payload_len as u64);
+    }
+    for (tag, f) in (1..).zip(fields) {
+        f.write(tag, &mut buf);
     }
     debug_assert_eq!(buf.len(), total);
-    Ok(Frame { bytes: buf.freeze(), payload_at: head })
+    Ok(Frame { bytes: Bytes::from(buf), payload_at: head })
 }
 
 /// The fields ACK and extend share (tags 1..=9 in both messages).
-fn common(e: &ReqKey, enc: &mut Enc<'_>) {
-    for (tag, part) in [(1, REQUEST_ID), (2, ACCOUNT_ID), (3, ENV_ID), (4, APP_ID), (5, FUNCTION_SLUG)] {
-        enc.bytes(tag, e.part(part));
-    }
-    if let Some(step) = e.step_id() {
-        enc.always_bytes(6, step);
-    }
-    enc.bytes(7, e.part(SYSTEM_TRACE_CTX));
-    enc.bytes(8, e.part(USER_TRACE_CTX));
-    enc.bytes(9, e.part(RUN_ID));
+fn common<'a>(e: &Echo<'a>) -> [F<'a>; 9] {
+    [
+        F::Bytes(e.request_id),
+        F::Bytes(e.account_id),
+        F::Bytes(e.env_id),
+        F::Bytes(e.app_id),
+        F::Bytes(e.function_slug),
+        F::Optional(e.step_id),
+        F::Bytes(e.system_trace_ctx),
+        F::Bytes(e.user_trace_ctx),
+        F::Bytes(e.run_id),
+    ]
 }
 
 /// WORKER_REQUEST_ACK. Small and bounded by the request we received, so no limit check.
-pub(crate) fn ack(e: &ReqKey) -> Bytes {
-    frame(K::WorkerRequestAck, usize::MAX, |enc| common(e, enc)).map(|f| f.bytes).unwrap_or_default()
+pub(crate) fn ack(r: &RequestText) -> Bytes {
+    frame(K::WorkerRequestAck, usize::MAX, &common(&r.echo())).map(|f| f.bytes).unwrap_or_default()
 }
 
 /// WORKER_REQUEST_EXTEND_LEASE with the given (newest) lease id.
-pub(crate) fn extend(e: &ReqKey, lease: &LeaseId) -> Bytes {
+pub(crate) fn extend(r: &RequestText, lease: &LeaseId) -> Bytes {
+    let echo = r.echo();
+    let [a, b, c, d, e, f, g, h, i] = common(&echo);
     lease
         .with_str(|lease| {
-            frame(K::WorkerRequestExtendLease, usize::MAX, |enc| {
-                common(e, enc);
-                enc.bytes(10, lease.as_bytes());
-            })
+            let fields = [a, b, c, d, e, f, g, h, i, F::Bytes(lease.as_bytes())];
+            frame(K::WorkerRequestExtendLease, usize::MAX, &fields)
         })
         .map(|f| f.bytes)
         .unwrap_or_default()
 }
 
 /// WORKER_REPLY carrying the app's reply; `Err(len)` when over `max`.
-pub(crate) fn reply(e: &ReqKey, r: &Reply, sdk_version: &str, max: usize) -> Result<Frame, usize> {
-    frame(K::WorkerReply, max, |enc| {
-        for (tag, part) in [(1, REQUEST_ID), (2, ACCOUNT_ID), (3, ENV_ID), (4, APP_ID)] {
-            enc.bytes(tag, e.part(part));
-        }
-        enc.varint(5, r.status as i32 as u64);
-        enc.bytes(6, &r.body);
-        enc.varint(7, u64::from(r.no_retry));
-        if let Some(after) = &r.retry_after {
-            enc.always_bytes(8, after.as_bytes());
-        }
-        enc.bytes(9, sdk_version.as_bytes());
-        enc.varint(10, u64::from(r.request_version));
-        enc.bytes(11, e.part(SYSTEM_TRACE_CTX));
-        enc.bytes(12, e.part(USER_TRACE_CTX));
-        enc.bytes(13, e.part(RUN_ID));
-    })
+pub(crate) fn reply(r: &RequestText, reply: &Reply, sdk_version: &str, max: usize) -> Result<Frame, usize> {
+    let e = r.echo();
+    let fields = [
+        F::Bytes(e.request_id),
+        F::Bytes(e.account_id),
+        F::Bytes(e.env_id),
+        F::Bytes(e.app_id),
+        F::Varint(reply.status as i32 as u64),
+        F::Bytes(&reply.body),
+        F::Varint(u64::from(reply.no_retry)),
+        F::Optional(reply.retry_after.as_deref().map(str::as_bytes)),
+        F::Bytes(sdk_version.as_bytes()),
+        F::Varint(u64::from(reply.request_version)),
+        F::Bytes(e.system_trace_ctx),
+        F::Bytes(e.user_trace_ctx),
+        F::Bytes(e.run_id),
+    ];
+    frame(K::WorkerReply, max, &fields)
 }
 
-/// The incoming frames of the request path, read in place: no allocation.
+/// The incoming frames of the request path, recognised in place.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Hot<'a> {
     Heartbeat,
-    ReplyAck { request_id: &'a str },
-    ExtendAck { request_id: &'a str, new_lease_id: Option<&'a str> },
+    ReplyAck {
+        request_id: &'a str,
+    },
+    ExtendAck {
+        request_id: &'a str,
+        new_lease_id: Option<&'a str>,
+    },
+    /// A GATEWAY_EXECUTOR_REQUEST whose payload is `frame[at..at + len]`
+    /// (read by `ExecutorRequest`, which reports its errors).
+    Request {
+        at: usize,
+        len: usize,
+    },
 }
 
-enum Field<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    /// A 64- or 32-bit field: never valid for a known tag here, but reported so
-    /// that a known tag with this wire type is refused, as prost refuses it.
-    Fixed,
-}
-
-/// Walk the fields of a protobuf message; `None` on anything malformed
-/// (prost's rules: a key fits in 32 bits, tag 0 is invalid).
-fn fields<'a>(mut buf: &'a [u8], mut f: impl FnMut(u32, Field<'a>) -> Option<()>) -> Option<()> {
-    while !buf.is_empty() {
-        let key = u32::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
-        let tag = Some(key >> 3).filter(|t| *t != 0)?;
-        match key & 7 {
-            0 => f(tag, Field::Varint(prost::encoding::decode_varint(&mut buf).ok()?))?,
-            2 => {
-                let len = usize::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
-                let (value, rest) = (buf.get(..len)?, buf.get(len..)?);
-                buf = rest;
-                f(tag, Field::Bytes(value))?;
-            }
-            1 => {
-                buf = buf.get(8..)?;
-                f(tag, Field::Fixed)?;
-            }
-            5 => {
-                buf = buf.get(4..)?;
-                f(tag, Field::Fixed)?;
-            }
-            _ => return None,
-        }
-    }
-    Some(())
-}
-
-/// Recognise a heartbeat, reply ACK or extension ACK without decoding into
-/// owned messages. `None` for every other frame, and for anything this
-/// reader is unsure about: the caller then uses the full decoder, which
-/// reports errors properly.
+/// Recognise a heartbeat, reply ACK, extension ACK or executor request
+/// without decoding into owned messages. `None` for every other frame, and
+/// for anything this reader is unsure about: the caller then uses the full
+/// decoder, which reports errors properly.
 pub(crate) fn peek<'a>(frame: &'a [u8]) -> Option<Hot<'a>> {
     let (mut kind, mut payload) = (0u64, &[][..]);
-    fields(frame, |tag, v| {
+    scan::fields(frame, |tag, v| {
         match (tag, v) {
             (1, Field::Varint(k)) => kind = k,
             (2, Field::Bytes(p)) => payload = p,
@@ -341,9 +227,13 @@ pub(crate) fn peek<'a>(frame: &'a [u8]) -> Option<Hot<'a>> {
     let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
     match kind {
         k if k == K::GatewayHeartbeat as u64 => Some(Hot::Heartbeat),
+        k if k == K::GatewayExecutorRequest as u64 => {
+            let at = if payload.is_empty() { 0 } else { scan::offset_in(frame, payload) };
+            Some(Hot::Request { at, len: payload.len() })
+        }
         k if k == K::WorkerReplyAck as u64 => {
             let mut request_id = "";
-            fields(payload, |tag, v| {
+            scan::fields(payload, |tag, v| {
                 match (tag, v) {
                     (1, Field::Bytes(b)) => request_id = text(b)?,
                     (1, _) => return None,
@@ -355,7 +245,7 @@ pub(crate) fn peek<'a>(frame: &'a [u8]) -> Option<Hot<'a>> {
         }
         k if k == K::WorkerRequestExtendLeaseAck as u64 => {
             let (mut request_id, mut new_lease_id) = ("", None);
-            fields(payload, |tag, v| {
+            scan::fields(payload, |tag, v| {
                 match (tag, v) {
                     (1, Field::Bytes(b)) => request_id = text(b)?,
                     (6, Field::Bytes(b)) => new_lease_id = Some(text(b)?),
@@ -378,7 +268,10 @@ pub(crate) const READY: Bytes = Bytes::from_static(&[0x08, K::WorkerReady as u8]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Limits, Message, SdkResponse, WorkerRequestAckData, WorkerRequestExtendLeaseData};
+    use crate::wire::{
+        ExecutorRequest, GatewayExecutorRequestData, Limits, Message, SdkResponse, WorkerRequestAckData,
+        WorkerRequestExtendLeaseData,
+    };
 
     fn request(step: Option<&str>) -> GatewayExecutorRequestData {
         GatewayExecutorRequestData {
@@ -399,11 +292,20 @@ mod tests {
         }
     }
 
+    fn text(req: &GatewayExecutorRequestData) -> RequestText {
+        ExecutorRequest::try_from(req).expect("fits").text().clone()
+    }
+
     #[test]
     fn ack_and_extend_decode_to_the_prost_messages() {
-        for step in [None, Some(""), Some("step")] {
-            let req = request(step);
-            let key = ReqKey::new(&req, &mut Vec::new());
+        // The last case has a trace context that is not UTF-8: echoed all the same.
+        let odd = |mut r: GatewayExecutorRequestData| {
+            r.user_trace_ctx = Bytes::from_static(&[0xff, b'{', 0xfe]);
+            r
+        };
+        let cases = [request(None), request(Some("")), request(Some("step")), odd(request(Some("s")))];
+        for req in cases {
+            let key = text(&req);
             let want_ack = WorkerRequestAckData {
                 request_id: req.request_id.clone(),
                 account_id: req.account_id.clone(),
@@ -445,7 +347,7 @@ mod tests {
     #[test]
     fn reply_is_byte_identical_to_prost_and_its_payload_is_the_flush_body() {
         let req = request(Some("step"));
-        let key = ReqKey::new(&req, &mut Vec::new());
+        let key = text(&req);
         let r = Reply::error(Bytes::from_static(b"{\"name\":\"E\"}"), true).with_retry_after("");
         let f = reply(&key, &r, "rust:v0.1.0", usize::MAX).expect("fits");
         let want = SdkResponse {
@@ -492,7 +394,9 @@ mod tests {
         }
         // Not hot, or malformed: left to the full decoder.
         assert_eq!(peek(&[]), None);
-        assert_eq!(peek(&[0x08, 0x03]), None);
+        assert_eq!(peek(&[0x08, 0x02]), None, "READY is not on the request path");
+        assert_eq!(peek(&[0x08, 0x03]), Some(Hot::Request { at: 0, len: 0 }), "an empty request");
+        assert_eq!(peek(&[0x08, 0x03, 0x12, 0x02, 0x0a, 0x00]), Some(Hot::Request { at: 4, len: 2 }));
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x05, 0x0a, 0x03, 0xff, 0xfe, 0xfd]), None, "bad UTF-8");
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x09]), None, "truncated");
         assert_eq!(peek(&[0x08, 0x07, 0x12, 0x02, 0x08, 0x01]), None, "request_id as a varint");

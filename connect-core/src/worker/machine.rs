@@ -55,7 +55,7 @@ use ulid::Ulid;
 
 use crate::auth::SigningKey;
 use crate::backoff::Backoff;
-use crate::wire::{GatewayExecutorRequestData, Message};
+use crate::wire::{ExecutorRequest, Message, RequestId};
 
 #[allow(unused_imports)] // named in the docs
 use super::config::Timeouts;
@@ -63,9 +63,9 @@ use super::config::{ConfigError, WorkerConfig};
 use super::events::{
     CommandError, ConnId, ConnectionState, Event, FatalError, HttpId, HttpResponse, Output, Reply, Timer,
 };
-use super::frames::{self, Hot, LeaseId, ReqKey};
+use super::frames::{self, Hot, LeaseId};
 use super::handshake::{self, StartInfo, StartOutcome, Statics};
-use super::requests::{Durable, ReplyPhase, ReplyState, Requests};
+use super::requests::{Durable, Entry, ReplyPhase, ReplyState, Requests};
 
 /// Close code and reason for every close we ask for deliberately.
 pub const CLOSE_SHUTDOWN: (u16, &str) = (1000, "WORKER_SHUTDOWN");
@@ -112,8 +112,6 @@ pub struct Worker {
     closed: bool,
     /// Why the last connection attempt failed or the last connection was lost, for logs.
     last_error: Option<String>,
-    /// Reused to build request keys with one allocation each.
-    scratch: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -157,7 +155,7 @@ impl Phase {
 #[derive(Debug)]
 enum HttpPurpose {
     Start(ConnId),
-    Flush(ReqKey),
+    Flush(RequestId),
 }
 
 impl Worker {
@@ -194,7 +192,6 @@ impl Worker {
             shutdown_deadline: None,
             closed: false,
             last_error: None,
-            scratch: Vec::new(),
         };
         w.restore(durable);
         w.out.push_back(Output::Event(Event::StateChanged(ConnectionState::Connecting)));
@@ -214,21 +211,22 @@ impl Worker {
         let extend_at = now + self.extend_every;
         self.requests.insert_finished(finished, self.cfg.finished_memory);
         for r in requests {
+            let id = r.text.id();
             match r.lease {
                 Some((lease, expires)) if expires > now => {
-                    self.requests.insert(r.key.clone(), r.delivered_on, lease, expires, extend_at)
+                    self.requests.insert(r.text, r.delivered_on, lease, expires, extend_at)
                 }
                 Some(_) => {
                     // The lease ran out while the machine was being replaced.
-                    self.requests.insert_unleased(r.key.clone(), r.delivered_on);
+                    self.requests.insert_unleased(r.text, r.delivered_on);
                     if r.reply.is_none() {
-                        self.event(Event::LeaseLost { request_id: r.key.id().into() });
+                        self.event(Event::LeaseLost { request_id: id.clone() });
                     }
                 }
-                None => self.requests.insert_unleased(r.key.clone(), r.delivered_on),
+                None => self.requests.insert_unleased(r.text, r.delivered_on),
             }
             if let Some(reply) = r.reply {
-                self.requests.set_pending(r.key.id(), reply, None, now + self.cfg.timeouts.reply_ack);
+                self.requests.set_pending(&id, reply, None, now + self.cfg.timeouts.reply_ack);
             }
         }
     }
@@ -272,7 +270,7 @@ impl Worker {
         self.tick(now);
         match self.http.remove(&id) {
             Some(HttpPurpose::Start(conn)) => self.on_start_result(conn, id, result),
-            Some(HttpPurpose::Flush(key)) => self.on_flush_result(&key, id, result),
+            Some(HttpPurpose::Flush(request)) => self.on_flush_result(&request, id, result),
             None => {}
         }
         self.after_input();
@@ -304,27 +302,39 @@ impl Worker {
         let is_draining = self.draining.as_ref().is_some_and(|(c, _)| c.id == conn);
         let active =
             is_draining || self.primary.as_ref().is_some_and(|c| c.id == conn && c.phase == Phase::Active);
-        // The frequent small frames are read in place, without allocating.
+        // The frequent frames are read in place: the small ones without
+        // allocating, an executor request with one allocation.
         let hot = (active && !self.closed && frame.len() <= self.cfg.limits.max_recv_frame)
             .then(|| frames::peek(&frame))
             .flatten();
-        if let Some(hot) = hot {
-            match hot {
-                Hot::Heartbeat => self.on_gateway_heartbeat(conn),
-                Hot::ReplyAck { request_id } => self.on_reply_ack(request_id),
-                Hot::ExtendAck { request_id, new_lease_id } => self.on_extend_ack(request_id, new_lease_id),
-            }
-        } else if !self.closed && (is_primary || is_draining) {
-            match Message::decode(frame, &self.cfg.limits) {
-                Ok(msg) if is_primary => self.on_primary_message(msg),
-                Ok(msg) => self.on_active_message(conn, msg, false),
-                Err(_) if is_primary => {
-                    self.lose_primary(Some(CLOSE_BAD_FRAME), "undecodable frame".to_owned())
+        match hot {
+            Some(Hot::Heartbeat) => self.on_gateway_heartbeat(conn),
+            Some(Hot::ReplyAck { request_id }) => self.on_reply_ack(request_id),
+            Some(Hot::ExtendAck { request_id, new_lease_id }) => self.on_extend_ack(request_id, new_lease_id),
+            Some(Hot::Request { at, len }) => match ExecutorRequest::decode_in_frame(frame, at, len) {
+                Ok(req) => self.on_request(conn, req),
+                Err(_) => self.bad_frame(is_primary),
+            },
+            None if !self.closed && (is_primary || is_draining) => {
+                match Message::decode(frame, &self.cfg.limits) {
+                    Ok(msg) if is_primary => self.on_primary_message(msg),
+                    Ok(msg) => self.on_active_message(conn, msg, false),
+                    Err(_) => self.bad_frame(is_primary),
                 }
-                Err(_) => self.retire_draining(Some(CLOSE_BAD_FRAME)),
             }
+            None => {}
         }
         self.after_input();
+    }
+
+    /// A frame from the primary or the draining connection did not decode:
+    /// that connection is closed, as Inngest's gateway does (1007).
+    fn bad_frame(&mut self, is_primary: bool) {
+        if is_primary {
+            self.lose_primary(Some(CLOSE_BAD_FRAME), "undecodable frame".to_owned())
+        } else {
+            self.retire_draining(Some(CLOSE_BAD_FRAME))
+        }
     }
 
     /// `conn` closed or failed. `close` is the peer's close frame, if any.
@@ -376,12 +386,12 @@ impl Worker {
                 self.start_attempt();
                 progressed = true;
             }
-            while let Some(key) = self.requests.lease_timers.pop_due(now) {
-                self.on_lease_due(&key);
+            while let Some(id) = self.requests.pop_lease_due(now) {
+                self.on_lease_due(&id);
                 progressed = true;
             }
-            while let Some(key) = self.requests.reply_timers.pop_due(now) {
-                self.on_reply_due(&key);
+            while let Some(id) = self.requests.pop_reply_due(now) {
+                self.on_reply_due(&id);
                 progressed = true;
             }
             if !progressed {
@@ -413,11 +423,12 @@ impl Worker {
             return Ok(());
         }
         let max = self.cfg.limits.max_send_frame;
-        match frames::reply(&entry.key, &reply, &self.st.reply_sdk_version, max) {
+        match frames::reply(&entry.text, &reply, &self.st.reply_sdk_version, max) {
             Err(len) => {
+                let id = entry.text.id();
                 self.requests.finish(request_id, self.cfg.finished_memory);
                 let error = format!("reply frame of {len} bytes is over the {max}-byte limit");
-                self.event(Event::ReplyFailed { request_id: request_id.into(), error });
+                self.event(Event::ReplyFailed { request_id: id, error });
             }
             Ok(frame) => {
                 let sent_on = self.writable();
@@ -480,12 +491,9 @@ impl Worker {
         }
         offer(self.draining.as_ref().map(|(_, until)| *until), Timer::DrainReplacement);
         offer(self.reconnect_at, Timer::Backoff);
-        offer(self.requests.lease_timers.first(), Timer::LeaseExtension);
-        if let Some((at, key)) = self.requests.reply_timers.first_item() {
-            let flushing = match self.requests.get(key.id()).map(|e| &e.reply) {
-                Some(ReplyState::Pending(p)) => p.phase != ReplyPhase::AwaitAck,
-                _ => false,
-            };
+        offer(self.requests.next_lease_deadline(), Timer::LeaseExtension);
+        if let Some((at, p)) = self.requests.next_reply_deadline() {
+            let flushing = p.phase != ReplyPhase::AwaitAck;
             offer(Some(at), if flushing { Timer::Flush } else { Timer::ReplyAck });
         }
         best
@@ -670,34 +678,41 @@ impl Worker {
         // Make-before-break: the replacement is up, the draining one can go.
         self.retire_draining(Some(CLOSE_SHUTDOWN));
         // Replies not riding on this connection move to it.
-        let resend: Vec<ReqKey> = self
+        let resend: Vec<RequestId> = self
             .requests
             .pending()
             .filter(|(_, p)| p.sent_on != Some(conn) && !matches!(p.phase, ReplyPhase::Flushing(_)))
-            .map(|(k, _)| k.clone())
+            .map(|(text, _)| text.id())
             .collect();
         let deadline = self.now + self.cfg.timeouts.reply_ack;
-        for key in resend {
-            if let Some(frame) = self.encode_pending(&key) {
+        for id in resend {
+            if let Some(frame) = self.encode_pending(&id) {
                 self.out.push_back(Output::Send { conn, frame: frame.bytes });
             }
-            if let Some(ReplyState::Pending(p)) = self.requests.get_mut(key.id()).map(|e| &mut e.reply) {
+            if let Some(ReplyState::Pending(p)) = self.requests.get_mut(&id).map(|e| &mut e.reply) {
                 p.sent_on = Some(conn);
             }
-            self.requests.set_reply_phase(key.id(), ReplyPhase::AwaitAck, deadline);
+            self.requests.set_reply_phase(&id, ReplyPhase::AwaitAck, deadline);
         }
     }
 
     /// The WORKER_REPLY frame of a pending reply (it passed the size check when the app replied).
-    fn encode_pending(&self, key: &ReqKey) -> Option<frames::Frame> {
-        let Some(ReplyState::Pending(p)) = self.requests.get(key.id()).map(|e| &e.reply) else { return None };
-        frames::reply(key, &p.reply, &self.st.reply_sdk_version, usize::MAX).ok()
+    fn encode_pending(&self, id: &str) -> Option<frames::Frame> {
+        let Some(Entry { text, reply: ReplyState::Pending(p), .. }) = self.requests.get(id) else {
+            return None;
+        };
+        frames::reply(text, &p.reply, &self.st.reply_sdk_version, usize::MAX).ok()
     }
 
     fn on_active_message(&mut self, conn: ConnId, msg: Message, is_primary: bool) {
         match msg {
             Message::GatewayHeartbeat => self.on_gateway_heartbeat(conn),
-            Message::GatewayExecutorRequest(req) => self.on_request(conn, req),
+            Message::GatewayExecutorRequest(req) => {
+                // Only when the frame reader passed it over (it reads requests itself).
+                if let Ok(req) = ExecutorRequest::try_from(*req) {
+                    self.on_request(conn, req)
+                }
+            }
             Message::WorkerReplyAck(ack) => self.on_reply_ack(&ack.request_id),
             Message::WorkerRequestExtendLeaseAck(ack) => {
                 self.on_extend_ack(&ack.request_id, ack.new_lease_id.as_deref())
@@ -787,14 +802,15 @@ impl Worker {
 
     // ---- requests ---------------------------------------------------------
 
-    fn on_request(&mut self, conn: ConnId, req: Box<GatewayExecutorRequestData>) {
-        if let Some(entry) = self.requests.get(&req.request_id) {
+    fn on_request(&mut self, conn: ConnId, req: ExecutorRequest) {
+        let id = req.request_id();
+        if let Some(Entry { text, .. }) = self.requests.get(id) {
             // Already running or finished: ACK so the executor's forward
             // completes, adopt a newer lease, never run it twice.
-            self.out.push_back(Output::Send { conn, frame: frames::ack(&entry.key) });
-            let lease = LeaseId::parse(&req.lease_id);
+            self.out.push_back(Output::Send { conn, frame: frames::ack(text) });
+            let lease = LeaseId::parse(req.lease_id());
             let expires = self.lease_expiry(&lease);
-            if let Some(l) = self.requests.get_mut(&req.request_id).and_then(|e| e.lease.as_mut()) {
+            if let Some(l) = self.requests.get_mut(id).and_then(|e| e.lease.as_mut()) {
                 if !lease.older_than(&l.id) {
                     l.id = lease;
                     l.expires = expires;
@@ -802,11 +818,10 @@ impl Worker {
             }
             return;
         }
-        if self.requests.is_finished(&req.request_id) {
+        if self.requests.is_finished(id) {
             // Done here already: ACK so the executor's forward completes (it
             // finds the stored reply), but never run it twice.
-            let key = ReqKey::new(&req, &mut self.scratch);
-            self.out.push_back(Output::Send { conn, frame: frames::ack(&key) });
+            self.out.push_back(Output::Send { conn, frame: frames::ack(req.text()) });
             return;
         }
         if self.shutdown_deadline.is_some() {
@@ -815,11 +830,10 @@ impl Worker {
         if self.cfg.max_worker_concurrency.is_some_and(|max| self.requests.running() >= max as usize) {
             return; // over capacity: not ACKed, the gateway re-routes it
         }
-        let key = ReqKey::new(&req, &mut self.scratch);
-        self.out.push_back(Output::Send { conn, frame: frames::ack(&key) });
-        let lease = LeaseId::parse(&req.lease_id);
+        self.out.push_back(Output::Send { conn, frame: frames::ack(req.text()) });
+        let lease = LeaseId::parse(req.lease_id());
         let expires = self.lease_expiry(&lease);
-        self.requests.insert(key, conn, lease, expires, self.now + self.extend_every);
+        self.requests.insert(req.text().clone(), conn, lease, expires, self.now + self.extend_every);
         self.event(Event::Invocation(req));
     }
 
@@ -838,23 +852,23 @@ impl Worker {
         self.now + remaining
     }
 
-    fn on_lease_due(&mut self, key: &ReqKey) {
-        let Some(lease) = self.requests.get(key.id()).and_then(|e| e.lease.as_ref()) else { return };
+    fn on_lease_due(&mut self, id: &RequestId) {
+        let Some(Entry { text, lease: Some(lease), .. }) = self.requests.get(id) else { return };
         if lease.expires <= self.now {
-            if self.requests.drop_lease(key.id()) {
-                self.event(Event::LeaseLost { request_id: key.id().into() });
+            if self.requests.drop_lease(id) {
+                self.event(Event::LeaseLost { request_id: id.clone() });
             }
             return;
         }
         if let Some(conn) = self.writable() {
-            self.out.push_back(Output::Send { conn, frame: frames::extend(key, &lease.id) });
+            self.out.push_back(Output::Send { conn, frame: frames::extend(text, &lease.id) });
         }
-        self.requests.reschedule_lease(key.id(), self.now + self.extend_every);
+        self.requests.reschedule_lease(id, self.now + self.extend_every);
     }
 
     /// WORKER_REQUEST_EXTEND_LEASE_ACK: a new lease id, or none (lost).
     fn on_extend_ack(&mut self, request_id: &str, new_lease_id: Option<&str>) {
-        let Some(lease) = self.requests.get(request_id).and_then(|e| e.lease.as_ref()) else {
+        let Some(Entry { text, lease: Some(lease), .. }) = self.requests.get(request_id) else {
             return; // unknown, or late: no longer extending
         };
         match new_lease_id {
@@ -870,75 +884,79 @@ impl Worker {
                 }
             }
             None => {
+                let id = text.id();
                 if self.requests.drop_lease(request_id) {
-                    self.event(Event::LeaseLost { request_id: request_id.into() });
+                    self.event(Event::LeaseLost { request_id: id });
                 }
             }
         }
     }
 
     fn on_reply_ack(&mut self, request_id: &str) {
-        let pending = matches!(self.requests.get(request_id).map(|e| &e.reply), Some(ReplyState::Pending(_)));
-        if pending && self.requests.finish(request_id, self.cfg.finished_memory) {
-            self.event(Event::ReplyAcked { request_id: request_id.into() });
+        let Some(Entry { text, reply: ReplyState::Pending(_), .. }) = self.requests.get(request_id) else {
+            return; // unknown, settled already, or not replied yet
+        };
+        let id = text.id();
+        if self.requests.finish(request_id, self.cfg.finished_memory) {
+            self.event(Event::ReplyAcked { request_id: id });
         }
     }
 
     /// A reply's deadline: the ack did not come (flush it), a flush timed out
     /// (back off), or the backoff ended (flush again).
-    fn on_reply_due(&mut self, key: &ReqKey) {
-        let Some(ReplyState::Pending(p)) = self.requests.get(key.id()).map(|e| &e.reply) else { return };
+    fn on_reply_due(&mut self, id: &RequestId) {
+        let Some(Entry { reply: ReplyState::Pending(p), .. }) = self.requests.get(id) else { return };
         match p.phase {
             ReplyPhase::AwaitAck | ReplyPhase::FlushWait => {
-                let Some(frame) = self.encode_pending(key) else { return };
+                let Some(frame) = self.encode_pending(id) else { return };
                 let body = frame.bytes.slice(frame.payload_at..);
                 let http = HttpId(self.next_id());
                 let request = handshake::flush_request(&self.cfg, &self.st, self.current_key(), body);
-                self.http.insert(http, HttpPurpose::Flush(key.clone()));
+                self.http.insert(http, HttpPurpose::Flush(id.clone()));
                 self.out.push_back(Output::Http { id: http, request });
                 let deadline = self.now + self.cfg.timeouts.flush_call;
-                self.requests.set_reply_phase(key.id(), ReplyPhase::Flushing(http), deadline);
+                self.requests.set_reply_phase(id, ReplyPhase::Flushing(http), deadline);
             }
             ReplyPhase::Flushing(http) => {
                 self.http.remove(&http);
-                self.flush_failed(key);
+                self.flush_failed(id);
             }
         }
     }
 
-    fn on_flush_result(&mut self, key: &ReqKey, http: HttpId, result: Result<HttpResponse, String>) {
-        let Some(ReplyState::Pending(p)) = self.requests.get(key.id()).map(|e| &e.reply) else { return };
+    fn on_flush_result(&mut self, id: &RequestId, http: HttpId, result: Result<HttpResponse, String>) {
+        let Some(Entry { reply: ReplyState::Pending(p), .. }) = self.requests.get(id) else { return };
         if p.phase != ReplyPhase::Flushing(http) {
             return;
         }
         match result.map(|r| r.status) {
             Ok(200..=299) => {
-                self.requests.finish(key.id(), self.cfg.finished_memory);
-                self.event(Event::ReplyAcked { request_id: key.id().into() });
+                self.requests.finish(id, self.cfg.finished_memory);
+                self.event(Event::ReplyAcked { request_id: id.clone() });
             }
             Ok(status @ (400 | 413)) => {
-                self.requests.finish(key.id(), self.cfg.finished_memory);
+                self.requests.finish(id, self.cfg.finished_memory);
                 let error = format!("the flush endpoint refused the reply (HTTP {status})");
-                self.event(Event::ReplyFailed { request_id: key.id().into(), error });
+                self.event(Event::ReplyFailed { request_id: id.clone(), error });
             }
             Ok(401 | 403) => {
                 if self.keys().len() == 2 {
                     self.key_index ^= 1;
                 }
-                self.flush_failed(key);
+                self.flush_failed(id);
             }
-            _ => self.flush_failed(key),
+            _ => self.flush_failed(id),
         }
     }
 
-    fn flush_failed(&mut self, key: &ReqKey) {
-        let Some(ReplyState::Pending(p)) = self.requests.get_mut(key.id()).map(|e| &mut e.reply) else {
+    fn flush_failed(&mut self, id: &RequestId) {
+        let Some(ReplyState::Pending(p)) = self.requests.get_mut(id).map(|e| &mut e.reply) else {
             return;
         };
         let attempt = p.flush_failures;
         p.flush_failures += 1;
         let delay = self.cfg.flush_backoff.delay(attempt, &mut self.rng).max(self.cfg.intervals.min_interval);
-        self.requests.set_reply_phase(key.id(), ReplyPhase::FlushWait, self.now + delay);
+        self.requests.set_reply_phase(id, ReplyPhase::FlushWait, self.now + delay);
     }
 
     // ---- shutdown and the end ---------------------------------------------
@@ -961,7 +979,7 @@ impl Worker {
     }
 
     fn shutdown_expired(&mut self) {
-        let running: Vec<String> = self.requests.awaiting().map(|k| k.id().to_owned()).collect();
+        let running: Vec<RequestId> = self.requests.awaiting().map(|t| t.id()).collect();
         for request_id in running {
             self.event(Event::LeaseLost { request_id });
         }
@@ -970,7 +988,7 @@ impl Worker {
     }
 
     fn fail_pending_replies(&mut self, why: &str) {
-        let pending: Vec<String> = self.requests.pending().map(|(k, _)| k.id().to_owned()).collect();
+        let pending: Vec<RequestId> = self.requests.pending().map(|(t, _)| t.id()).collect();
         for request_id in pending {
             self.requests.finish(&request_id, self.cfg.finished_memory);
             self.event(Event::ReplyFailed { request_id, error: why.into() });
@@ -980,7 +998,7 @@ impl Worker {
     fn fatal(&mut self, error: FatalError) {
         let why = format!("the worker stopped: {error}");
         self.event(Event::Fatal(error));
-        let running: Vec<String> = self.requests.awaiting().map(|k| k.id().to_owned()).collect();
+        let running: Vec<RequestId> = self.requests.awaiting().map(|t| t.id()).collect();
         for request_id in running {
             self.event(Event::LeaseLost { request_id });
         }
@@ -1002,8 +1020,7 @@ impl Worker {
         self.retire_draining(Some(CLOSE_SHUTDOWN));
         self.reconnect_at = None;
         self.http.clear();
-        self.requests.lease_timers.clear();
-        self.requests.reply_timers.clear();
+        self.requests.clear_timers();
         self.closed = true;
         self.refresh_state();
         self.event(Event::Closed);

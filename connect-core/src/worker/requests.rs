@@ -3,26 +3,36 @@
 //! extension goes on whichever connection is usable) and can be moved to a
 //! fresh machine with [`Durable`].
 //!
-//! This module keeps the data consistent (timer queues and counters in step
-//! with the entries), with one table lookup per operation; the decisions
-//! (what to send where) are made in `machine.rs`.
+//! This module keeps the data consistent (deadline queues and counters in
+//! step with the entries); the decisions (what to send where) are made in
+//! `machine.rs`.
+//!
+//! Layout, for a table of 10,000 requests whose oldest entry is the next to
+//! be touched: entries live in a slab (a `Vec` whose freed slots are reused
+//! last-freed first, so a new request is written into memory that is still
+//! in cache), found through a small index from request id to slot (32 bytes
+//! a bucket). The deadline queues name slots, not ids.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+use crate::wire::{RequestId, RequestText};
+
 use super::events::{ConnId, HttpId, Reply};
-use super::frames::{LeaseId, ReqKey};
-use super::timers::{TimerKey, TimerQueue};
+use super::frames::LeaseId;
+use super::timers::TimerQueue;
 
 /// One request this machine has seen.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) key: ReqKey,
+    /// Its fields (shared with the app's `ExecutorRequest`), echoed in every frame about it.
+    pub(crate) text: RequestText,
     /// The connection that delivered it (the ACK went there).
     pub(crate) delivered_on: ConnId,
     /// Present while the lease is extended: until the reply is acknowledged
-    /// or flushed, or the lease is lost.
+    /// or flushed, or the lease is lost. Its next extension is queued in
+    /// `lease_timers`.
     pub(crate) lease: Option<Lease>,
     pub(crate) reply: ReplyState,
 }
@@ -32,14 +42,13 @@ pub(crate) struct Lease {
     pub(crate) id: LeaseId,
     /// When the lease runs out if no extension succeeds (read from the lease ULID).
     pub(crate) expires: Instant,
-    pub(crate) timer: TimerKey,
 }
 
 #[derive(Debug)]
 pub(crate) enum ReplyState {
     /// The app is running it.
     Awaiting,
-    /// Replied, not yet acknowledged.
+    /// Replied, not yet acknowledged; its deadline is queued in `reply_timers`.
     Pending(PendingReply),
 }
 
@@ -51,7 +60,6 @@ pub(crate) struct PendingReply {
     /// The connection it was last sent on, if any.
     pub(crate) sent_on: Option<ConnId>,
     pub(crate) phase: ReplyPhase,
-    pub(crate) timer: TimerKey,
     pub(crate) flush_failures: u32,
 }
 
@@ -92,8 +100,6 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap = HashMap<ReqKey, Entry, BuildHasherDefault<IdHasher>>;
-
 /// For keys that are hashes already.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PassThrough(u64);
@@ -120,9 +126,15 @@ fn id_hash(id: &str) -> u64 {
 /// The in-flight table and its two deadline queues.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    map: IdMap,
-    pub(crate) lease_timers: TimerQueue<ReqKey>,
-    pub(crate) reply_timers: TimerQueue<ReqKey>,
+    /// Request id → slot in `slots`.
+    index: HashMap<RequestId, usize, BuildHasherDefault<IdHasher>>,
+    slots: Vec<Option<Entry>>,
+    /// Free slots; the last freed is reused first.
+    free: Vec<usize>,
+    /// Per slot: the next lease extension (or local expiry).
+    lease_timers: TimerQueue,
+    /// Per slot: the pending reply's ack, flush or retry deadline.
+    reply_timers: TimerQueue,
     /// Settled requests, remembered (as a 64-bit hash of the id, 16 bytes
     /// each) only so that a re-delivery is not run twice; oldest first.
     finished: HashMap<u64, (), BuildHasherDefault<PassThrough>>,
@@ -134,12 +146,17 @@ pub(crate) struct Requests {
 }
 
 impl Requests {
+    fn slot(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<&Entry> {
-        self.map.get(id.as_bytes())
+        self.slots.get(self.slot(id)?)?.as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
-        self.map.get_mut(id.as_bytes())
+        let slot = self.slot(id)?;
+        self.slots.get_mut(slot)?.as_mut()
     }
 
     /// The request was settled here (and is remembered).
@@ -163,33 +180,57 @@ impl Requests {
     /// Start tracking a request handed to the app, with its first extension due at `extend_at`.
     pub(crate) fn insert(
         &mut self,
-        key: ReqKey,
+        text: RequestText,
         conn: ConnId,
         lease: LeaseId,
         expires: Instant,
         extend_at: Instant,
     ) {
-        let timer = self.lease_timers.insert(extend_at.min(expires), key.clone());
-        let lease = Some(Lease { id: lease, expires, timer });
+        let lease = Lease { id: lease, expires };
+        let slot =
+            self.add(Entry { text, delivered_on: conn, lease: Some(lease), reply: ReplyState::Awaiting });
+        self.lease_timers.schedule(slot, extend_at.min(expires));
+    }
+
+    /// Track a request from a [`Durable`] whose lease is no longer extended.
+    pub(crate) fn insert_unleased(&mut self, text: RequestText, conn: ConnId) {
+        self.add(Entry { text, delivered_on: conn, lease: None, reply: ReplyState::Awaiting });
+    }
+
+    fn add(&mut self, entry: Entry) -> usize {
+        let id = entry.text.id();
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        if let Some(old) = self.index.insert(id, slot) {
+            // The caller checked that the id is new; never leak a slot all the same.
+            self.release(old);
+        }
         self.running += 1;
-        self.map.insert(key.clone(), Entry { key, delivered_on: conn, lease, reply: ReplyState::Awaiting });
+        slot
     }
 
     /// Re-queue a lease's timer for `at` (or its expiry, if sooner).
     pub(crate) fn reschedule_lease(&mut self, id: &str, at: Instant) {
-        if let Some(e) = self.map.get_mut(id.as_bytes()) {
-            if let Some(lease) = e.lease.as_mut() {
-                self.lease_timers.remove(lease.timer);
-                lease.timer = self.lease_timers.insert(at.min(lease.expires), e.key.clone());
-            }
+        let Some(slot) = self.slot(id) else { return };
+        if let Some(Some(Entry { lease: Some(lease), .. })) = self.slots.get(slot) {
+            self.lease_timers.schedule(slot, at.min(lease.expires));
         }
     }
 
     /// Stop extending (lease lost). Returns whether the app is still running it.
     pub(crate) fn drop_lease(&mut self, id: &str) -> bool {
-        let Some(e) = self.map.get_mut(id.as_bytes()) else { return false };
-        if let Some(lease) = e.lease.take() {
-            self.lease_timers.remove(lease.timer);
+        let Some(slot) = self.slot(id) else { return false };
+        let Some(Some(e)) = self.slots.get_mut(slot) else { return false };
+        if e.lease.take().is_some() {
+            self.lease_timers.cancel(slot);
         }
         matches!(e.reply, ReplyState::Awaiting)
     }
@@ -197,23 +238,24 @@ impl Requests {
     /// Store the reply of a request still awaiting one (the caller sends it);
     /// its ack deadline is `deadline`.
     pub(crate) fn set_pending(&mut self, id: &str, reply: Reply, sent_on: Option<ConnId>, deadline: Instant) {
-        let Some(e) = self.map.get_mut(id.as_bytes()) else { return };
+        let Some(slot) = self.slot(id) else { return };
+        let Some(Some(e)) = self.slots.get_mut(slot) else { return };
         if !matches!(e.reply, ReplyState::Awaiting) {
             return;
         }
         self.running -= 1;
         self.pending_replies += 1;
-        let timer = self.reply_timers.insert(deadline, e.key.clone());
         let phase = ReplyPhase::AwaitAck;
-        e.reply = ReplyState::Pending(PendingReply { reply, sent_on, phase, timer, flush_failures: 0 });
+        e.reply = ReplyState::Pending(PendingReply { reply, sent_on, phase, flush_failures: 0 });
+        self.reply_timers.schedule(slot, deadline);
     }
 
     /// Move a pending reply to another phase with a new deadline.
     pub(crate) fn set_reply_phase(&mut self, id: &str, phase: ReplyPhase, deadline: Instant) {
-        if let Some(Entry { reply: ReplyState::Pending(p), key, .. }) = self.map.get_mut(id.as_bytes()) {
-            self.reply_timers.remove(p.timer);
-            p.timer = self.reply_timers.insert(deadline, key.clone());
+        let Some(slot) = self.slot(id) else { return };
+        if let Some(Some(Entry { reply: ReplyState::Pending(p), .. })) = self.slots.get_mut(slot) {
             p.phase = phase;
+            self.reply_timers.schedule(slot, deadline);
         }
     }
 
@@ -221,23 +263,31 @@ impl Requests {
     /// stop extending, forget the reply, remember the id for a while.
     /// Returns whether it had a pending reply.
     pub(crate) fn finish(&mut self, id: &str, memory: usize) -> bool {
-        let Some(e) = self.map.remove(id.as_bytes()) else { return false };
-        if let Some(lease) = e.lease {
-            self.lease_timers.remove(lease.timer);
+        let Some(slot) = self.index.remove(id) else { return false };
+        let had_reply = self.release(slot);
+        self.remember(id_hash(id), memory);
+        had_reply
+    }
+
+    /// Empty a slot (already out of the index) and cancel its deadlines.
+    /// Returns whether it had a pending reply.
+    fn release(&mut self, slot: usize) -> bool {
+        let Some(e) = self.slots.get_mut(slot).and_then(Option::take) else { return false };
+        self.free.push(slot);
+        if e.lease.is_some() {
+            self.lease_timers.cancel(slot);
         }
-        let had_reply = match e.reply {
+        match e.reply {
             ReplyState::Awaiting => {
                 self.running -= 1;
                 false
             }
-            ReplyState::Pending(p) => {
-                self.reply_timers.remove(p.timer);
+            ReplyState::Pending(_) => {
+                self.reply_timers.cancel(slot);
                 self.pending_replies -= 1;
                 true
             }
-        };
-        self.remember(id_hash(id), memory);
-        had_reply
+        }
     }
 
     fn remember(&mut self, hash: u64, memory: usize) {
@@ -251,37 +301,69 @@ impl Requests {
         }
     }
 
-    /// Requests with a pending reply, in no particular order.
-    pub(crate) fn pending(&self) -> impl Iterator<Item = (&ReqKey, &PendingReply)> {
-        self.map.values().filter_map(|e| match &e.reply {
-            ReplyState::Pending(p) => Some((&e.key, p)),
+    /// The request whose lease timer is due at `now`, if any (it is taken off the queue).
+    pub(crate) fn pop_lease_due(&mut self, now: Instant) -> Option<RequestId> {
+        let slot = self.lease_timers.pop_due(now)?;
+        Some(self.slots.get(slot)?.as_ref()?.text.id())
+    }
+
+    /// The request whose reply deadline is due at `now`, if any (it is taken off the queue).
+    pub(crate) fn pop_reply_due(&mut self, now: Instant) -> Option<RequestId> {
+        let slot = self.reply_timers.pop_due(now)?;
+        Some(self.slots.get(slot)?.as_ref()?.text.id())
+    }
+
+    pub(crate) fn next_lease_deadline(&self) -> Option<Instant> {
+        self.lease_timers.first().map(|(at, _)| at)
+    }
+
+    /// The next reply deadline, and the reply it is for.
+    pub(crate) fn next_reply_deadline(&self) -> Option<(Instant, &PendingReply)> {
+        let (at, slot) = self.reply_timers.first()?;
+        match self.slots.get(slot) {
+            Some(Some(Entry { reply: ReplyState::Pending(p), .. })) => Some((at, p)),
             _ => None,
+        }
+    }
+
+    /// Forget every deadline (the machine is closed).
+    pub(crate) fn clear_timers(&mut self) {
+        self.lease_timers.clear();
+        self.reply_timers.clear();
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().flatten()
+    }
+
+    /// Requests with a pending reply, in no particular order.
+    pub(crate) fn pending(&self) -> impl Iterator<Item = (&RequestText, &PendingReply)> {
+        self.entries().filter_map(|e| match &e.reply {
+            ReplyState::Pending(p) => Some((&e.text, p)),
+            ReplyState::Awaiting => None,
         })
     }
 
-    pub(crate) fn awaiting(&self) -> impl Iterator<Item = &ReqKey> {
-        self.map.values().filter(|e| matches!(e.reply, ReplyState::Awaiting)).map(|e| &e.key)
+    pub(crate) fn awaiting(&self) -> impl Iterator<Item = &RequestText> {
+        self.entries().filter(|e| matches!(e.reply, ReplyState::Awaiting)).map(|e| &e.text)
     }
 
     /// Empty the table into a [`Durable`].
     pub(crate) fn take(&mut self) -> Durable {
-        let mut requests = Vec::with_capacity(self.map.len());
+        let mut requests = Vec::with_capacity(self.index.len());
         let finished = std::mem::take(&mut self.finished_order).into();
         self.finished.clear();
-        for (_, e) in self.map.drain() {
+        self.index.clear();
+        self.free.clear();
+        for e in std::mem::take(&mut self.slots).into_iter().flatten() {
             let lease = e.lease.map(|l| (l.id, l.expires));
-            let (key, delivered_on) = (e.key, e.delivered_on);
-            match e.reply {
-                ReplyState::Awaiting => {
-                    requests.push(DurableRequest { key, delivered_on, lease, reply: None })
-                }
-                ReplyState::Pending(p) => {
-                    requests.push(DurableRequest { key, delivered_on, lease, reply: Some(p.reply) })
-                }
-            }
+            let reply = match e.reply {
+                ReplyState::Awaiting => None,
+                ReplyState::Pending(p) => Some(p.reply),
+            };
+            requests.push(DurableRequest { text: e.text, delivered_on: e.delivered_on, lease, reply });
         }
-        self.lease_timers.clear();
-        self.reply_timers.clear();
+        self.clear_timers();
         self.running = 0;
         self.pending_replies = 0;
         Durable { requests, finished, next_id: 0 }
@@ -292,13 +374,6 @@ impl Requests {
         for hash in hashes {
             self.remember(hash, memory);
         }
-    }
-
-    /// Track a request from a [`Durable`] whose lease is no longer extended.
-    pub(crate) fn insert_unleased(&mut self, key: ReqKey, conn: ConnId) {
-        self.running += 1;
-        self.map
-            .insert(key.clone(), Entry { key, delivered_on: conn, lease: None, reply: ReplyState::Awaiting });
     }
 }
 
@@ -318,7 +393,7 @@ pub struct Durable {
 
 #[derive(Clone, Debug)]
 pub(crate) struct DurableRequest {
-    pub(crate) key: ReqKey,
+    pub(crate) text: RequestText,
     pub(crate) delivered_on: ConnId,
     pub(crate) lease: Option<(LeaseId, Instant)>,
     /// The app's reply, if it has replied.
@@ -332,11 +407,11 @@ impl Durable {
     }
     /// Requests still running in the app (no reply yet).
     pub fn in_flight_ids(&self) -> impl Iterator<Item = &str> {
-        self.requests.iter().filter(|r| r.reply.is_none()).map(|r| r.key.id())
+        self.requests.iter().filter(|r| r.reply.is_none()).map(|r| r.text.request_id())
     }
     /// Requests whose reply is not yet acknowledged.
     pub fn unacked_reply_ids(&self) -> impl Iterator<Item = &str> {
-        self.requests.iter().filter(|r| r.reply.is_some()).map(|r| r.key.id())
+        self.requests.iter().filter(|r| r.reply.is_some()).map(|r| r.text.request_id())
     }
     pub(crate) fn into_parts(self) -> (Vec<DurableRequest>, Vec<u64>, u64) {
         (self.requests, self.finished, self.next_id)
