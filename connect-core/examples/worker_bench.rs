@@ -143,8 +143,7 @@ fn cycle_bench() {
 
     let body = Bytes::from_static(b"{\"ok\":true}");
     let mut next = IN_FLIGHT;
-    let (mut ns, mut allocs, mut decode_ns, mut decode_allocs) = (vec![], vec![], vec![], vec![]);
-    let (mut prost_ns, mut prost_allocs) = (vec![], vec![]);
+    let (mut cycle, mut decode, mut prost) = (Samples::default(), Samples::default(), Samples::default());
     for _ in 0..ROUNDS {
         // Untimed: the frames a socket would hand over, and the ids the app would reply to.
         let reqs: Vec<Bytes> = (next..next + CYCLES_PER_ROUND)
@@ -162,57 +161,62 @@ fn cycle_bench() {
         let reqs_again: Vec<Bytes> = reqs.iter().map(|f| Bytes::copy_from_slice(f)).collect();
         let reqs_prost: Vec<Bytes> = reqs.iter().map(|f| Bytes::copy_from_slice(f)).collect();
 
-        let region = Region::new(GLOBAL);
-        let t0 = Instant::now();
-        run_cycles(&mut w, conn, now, reqs, &done, acks, &body);
-        let elapsed = t0.elapsed();
-        let stats = region.change();
-        ns.push(elapsed.as_nanos() as f64 / CYCLES_PER_ROUND as f64);
-        allocs.push(stats.allocations as f64 / CYCLES_PER_ROUND as f64);
+        cycle.measure(|| run_cycles(&mut w, conn, now, reqs, &done, acks, &body));
         assert_eq!(w.in_flight(), IN_FLIGHT);
         assert_eq!(w.unacked_replies(), 0);
-
-        let region = Region::new(GLOBAL);
-        let t0 = Instant::now();
-        decode_all(reqs_again);
-        decode_ns.push(t0.elapsed().as_nanos() as f64 / CYCLES_PER_ROUND as f64);
-        decode_allocs.push(region.change().allocations as f64 / CYCLES_PER_ROUND as f64);
-
-        let region = Region::new(GLOBAL);
-        let t0 = Instant::now();
-        decode_all_prost(reqs_prost);
-        prost_ns.push(t0.elapsed().as_nanos() as f64 / CYCLES_PER_ROUND as f64);
-        prost_allocs.push(region.change().allocations as f64 / CYCLES_PER_ROUND as f64);
+        decode.measure(|| decode_all(reqs_again));
+        prost.measure(|| decode_all_prost(reqs_prost));
         next += CYCLES_PER_ROUND;
     }
     println!(
         "request cycle with {IN_FLIGHT} requests in flight ({ROUNDS} rounds of {CYCLES_PER_ROUND}, medians)"
     );
-    println!("{:<44} {:>10} {:>14}", "", "ns/cycle", "allocs/cycle");
+    println!("{:<44} {:>10} {:>10} {:>14}", "", "ns/cycle", "cpu ns", "allocs/cycle");
+    let row = |label: &str, [wall, cpu, allocs]: [f64; 3]| {
+        let cpu = if cpu.is_nan() { "-".to_owned() } else { format!("{cpu:.0}") };
+        println!("{label:<44} {wall:>10.0} {cpu:>10} {allocs:>14.2}");
+    };
+    let (cycle, decode) = (cycle.medians(), decode.medians());
+    row("full cycle (decode, ack, reply, reply ack)", cycle);
+    row("  of which: decode of the request", decode);
+    row("  the rest (machine, ack and reply frames)", [0, 1, 2].map(|i| cycle[i] - decode[i]));
+    row("for comparison: Message::decode (prost)", prost.medians());
     println!(
-        "{:<44} {:>10.0} {:>14.2}",
-        "full cycle (decode, ack, reply, reply ack)",
-        median(&ns),
-        median(&allocs)
+        "(ns: wall time; cpu ns: time this thread was on a CPU (Linux), which leaves out the time \
+         other processes held it on a shared machine)"
     );
-    println!(
-        "{:<44} {:>10.0} {:>14.2}",
-        "  of which: decode of the request",
-        median(&decode_ns),
-        median(&decode_allocs)
-    );
-    println!(
-        "{:<44} {:>10.0} {:>14.2}",
-        "  the rest (machine, ack and reply frames)",
-        median(&ns) - median(&decode_ns),
-        median(&allocs) - median(&decode_allocs)
-    );
-    println!(
-        "{:<44} {:>10.0} {:>14.2}",
-        "for comparison: Message::decode (prost)",
-        median(&prost_ns),
-        median(&prost_allocs)
-    );
+}
+
+/// Per-round measurements of one thing, each divided by the cycles in a round.
+#[derive(Default)]
+struct Samples {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+    allocs: Vec<f64>,
+}
+
+impl Samples {
+    fn measure(&mut self, f: impl FnOnce()) {
+        let n = CYCLES_PER_ROUND as f64;
+        let region = Region::new(GLOBAL);
+        let (t0, c0) = (Instant::now(), cpu_ns());
+        f();
+        let (wall, c1) = (t0.elapsed(), cpu_ns());
+        let allocs = region.change().allocations;
+        self.wall.push(wall.as_nanos() as f64 / n);
+        self.cpu.push(c0.zip(c1).map_or(f64::NAN, |(a, b)| (b - a) as f64 / n));
+        self.allocs.push(allocs as f64 / n);
+    }
+
+    fn medians(&self) -> [f64; 3] {
+        [median(&self.wall), median(&self.cpu), median(&self.allocs)]
+    }
+}
+
+/// Time this thread has spent on a CPU, in ns (Linux's scheduler statistics).
+fn cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// The timed loop of [`cycle_bench`]: one cycle per request frame. Kept out

@@ -79,13 +79,21 @@ impl F<'_> {
         }
     }
 
+    #[inline(always)]
     fn write(self, tag: u8, buf: &mut Vec<u8>) {
         debug_assert!(tag < 16);
         match self {
             F::Bytes([]) | F::Optional(None) | F::Varint(0) => {}
             F::Bytes(v) | F::Optional(Some(v)) => {
-                buf.push(tag << 3 | WireType::LengthDelimited as u8);
-                put_varint(buf, v.len() as u64);
+                let key = tag << 3 | WireType::LengthDelimited as u8;
+                match u8::try_from(v.len()) {
+                    // Most values are short: key and length in one go.
+                    Ok(len) if len < 0x80 => buf.extend_from_slice(&[key, len]),
+                    _ => {
+                        buf.push(key);
+                        put_varint(buf, v.len() as u64);
+                    }
+                }
                 buf.extend_from_slice(v);
             }
             F::Varint(v) => {

@@ -45,6 +45,8 @@ pub(crate) struct Statics {
     capabilities: Bytes,
     /// `<lang>:v<semver>`, the `sdk_version` of every SDKResponse.
     pub(crate) reply_sdk_version: String,
+    /// `started_at` in Unix milliseconds: the machine's wall-clock anchor.
+    pub(crate) started_unix_ms: u64,
 }
 
 impl Statics {
@@ -65,6 +67,7 @@ impl Statics {
         let base = cfg.api_base_url.trim_end_matches('/');
         let version = cfg.sdk_version.trim_start_matches('v');
         Ok(Statics {
+            started_unix_ms: unix_ms(cfg.started_at),
             start_url: format!("{base}/v0/connect/start"),
             flush_url: format!("{base}/v0/connect/flush"),
             apps,

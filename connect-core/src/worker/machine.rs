@@ -212,21 +212,21 @@ impl Worker {
         self.requests.insert_finished(finished, self.cfg.finished_memory);
         for r in requests {
             let id = r.text.id();
-            match r.lease {
+            let slot = match r.lease {
                 Some((lease, expires)) if expires > now => {
                     self.requests.insert(r.text, r.delivered_on, lease, expires, extend_at)
                 }
                 Some(_) => {
                     // The lease ran out while the machine was being replaced.
-                    self.requests.insert_unleased(r.text, r.delivered_on);
                     if r.reply.is_none() {
-                        self.event(Event::LeaseLost { request_id: id.clone() });
+                        self.event(Event::LeaseLost { request_id: id });
                     }
+                    self.requests.insert_unleased(r.text, r.delivered_on)
                 }
                 None => self.requests.insert_unleased(r.text, r.delivered_on),
-            }
+            };
             if let Some(reply) = r.reply {
-                self.requests.set_pending(&id, reply, None, now + self.cfg.timeouts.reply_ack);
+                self.requests.set_pending(slot, reply, None, now + self.cfg.timeouts.reply_ack);
             }
         }
     }
@@ -413,7 +413,7 @@ impl Worker {
         if self.closed {
             return Err(CommandError::Closed);
         }
-        let Some(entry) = self.requests.get(request_id) else {
+        let Some((slot, entry)) = self.requests.find(request_id) else {
             return match self.requests.is_finished(request_id) {
                 true => Ok(()), // replied before: idempotent
                 false => Err(CommandError::UnknownRequest(request_id.into())),
@@ -436,7 +436,7 @@ impl Worker {
                     self.out.push_back(Output::Send { conn, frame: frame.bytes });
                 }
                 let deadline = self.now + self.cfg.timeouts.reply_ack;
-                self.requests.set_pending(request_id, reply, sent_on, deadline);
+                self.requests.set_pending(slot, reply, sent_on, deadline);
             }
         }
         self.after_input();
@@ -588,7 +588,7 @@ impl Worker {
 
     fn wall_ms(&self) -> u64 {
         let elapsed = u64::try_from(self.now.duration_since(self.base).as_millis()).unwrap_or(u64::MAX);
-        handshake::unix_ms(self.cfg.started_at).saturating_add(elapsed)
+        self.st.started_unix_ms.saturating_add(elapsed)
     }
 
     fn on_primary_deadline(&mut self) {
@@ -893,12 +893,9 @@ impl Worker {
     }
 
     fn on_reply_ack(&mut self, request_id: &str) {
-        let Some(Entry { text, reply: ReplyState::Pending(_), .. }) = self.requests.get(request_id) else {
-            return; // unknown, settled already, or not replied yet
-        };
-        let id = text.id();
-        if self.requests.finish(request_id, self.cfg.finished_memory) {
-            self.event(Event::ReplyAcked { request_id: id });
+        // Unknown, settled already, or not replied yet: ignored.
+        if let Some(request_id) = self.requests.settle_reply(request_id, self.cfg.finished_memory) {
+            self.event(Event::ReplyAcked { request_id });
         }
     }
 

@@ -151,7 +151,17 @@ impl Requests {
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Entry> {
-        self.slots.get(self.slot(id)?)?.as_ref()
+        self.at(self.slot(id)?)
+    }
+
+    /// The slot of a request, for a lookup and a change with one search.
+    pub(crate) fn find(&self, id: &str) -> Option<(usize, &Entry)> {
+        let slot = self.slot(id)?;
+        Some((slot, self.at(slot)?))
+    }
+
+    fn at(&self, slot: usize) -> Option<&Entry> {
+        self.slots.get(slot)?.as_ref()
     }
 
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
@@ -185,16 +195,17 @@ impl Requests {
         lease: LeaseId,
         expires: Instant,
         extend_at: Instant,
-    ) {
+    ) -> usize {
         let lease = Lease { id: lease, expires };
         let slot =
             self.add(Entry { text, delivered_on: conn, lease: Some(lease), reply: ReplyState::Awaiting });
         self.lease_timers.schedule(slot, extend_at.min(expires));
+        slot
     }
 
     /// Track a request from a [`Durable`] whose lease is no longer extended.
-    pub(crate) fn insert_unleased(&mut self, text: RequestText, conn: ConnId) {
-        self.add(Entry { text, delivered_on: conn, lease: None, reply: ReplyState::Awaiting });
+    pub(crate) fn insert_unleased(&mut self, text: RequestText, conn: ConnId) -> usize {
+        self.add(Entry { text, delivered_on: conn, lease: None, reply: ReplyState::Awaiting })
     }
 
     fn add(&mut self, entry: Entry) -> usize {
@@ -236,9 +247,14 @@ impl Requests {
     }
 
     /// Store the reply of a request still awaiting one (the caller sends it);
-    /// its ack deadline is `deadline`.
-    pub(crate) fn set_pending(&mut self, id: &str, reply: Reply, sent_on: Option<ConnId>, deadline: Instant) {
-        let Some(slot) = self.slot(id) else { return };
+    /// its ack deadline is `deadline`. `slot` is from [`Requests::find`] or an insert.
+    pub(crate) fn set_pending(
+        &mut self,
+        slot: usize,
+        reply: Reply,
+        sent_on: Option<ConnId>,
+        deadline: Instant,
+    ) {
         let Some(Some(e)) = self.slots.get_mut(slot) else { return };
         if !matches!(e.reply, ReplyState::Awaiting) {
             return;
@@ -267,6 +283,21 @@ impl Requests {
         let had_reply = self.release(slot);
         self.remember(id_hash(id), memory);
         had_reply
+    }
+
+    /// A reply was acknowledged: settle its request, if its reply is
+    /// pending (an ack for anything else is ignored). Returns its id.
+    pub(crate) fn settle_reply(&mut self, id: &str, memory: usize) -> Option<RequestId> {
+        // One search in the common case: take the entry out, and put it
+        // back in the rare one where there is no reply to settle.
+        let (key, slot) = self.index.remove_entry(id)?;
+        if !matches!(self.at(slot), Some(Entry { reply: ReplyState::Pending(_), .. })) {
+            self.index.insert(key, slot);
+            return None;
+        }
+        self.release(slot);
+        self.remember(id_hash(id), memory);
+        Some(key)
     }
 
     /// Empty a slot (already out of the index) and cancel its deadlines.
