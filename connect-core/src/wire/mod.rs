@@ -5,6 +5,11 @@
 //! [`GatewayMessageType`], with its payload decoded. Decoding from a [`Bytes`]
 //! buffer shares memory with it: a 1 MiB request payload is not copied.
 //!
+//! The worker reads GATEWAY_EXECUTOR_REQUEST with [`ExecutorRequest`]
+//! instead, which copies the request's strings into one shared buffer (one
+//! allocation, where the prost struct costs twelve); [`Message`] keeps the
+//! prost struct, for the gateway side and for tests.
+//!
 //! Malformed input is a [`WireError`] naming what was wrong, never a panic.
 //! Size limits ([`Limits`]) are checked before anything is allocated, and a
 //! length field inside a frame can never make the decoder allocate more than

@@ -90,7 +90,7 @@ pub struct ExecutorRequest {
 }
 
 /// The string fields (and trace contexts) of one request in one shared
-/// allocation. Cloning is a reference count and a 64-byte copy.
+/// allocation. Cloning is a reference count and an 80-byte copy.
 #[derive(Clone)]
 pub(crate) struct RequestText {
     text: Arc<str>,
@@ -117,7 +117,14 @@ impl RequestText {
     fn new(mut parts: [&[u8]; part::COUNT], has_step: bool) -> Option<Self> {
         let mut raw_traces = None;
         loop {
-            if let Some((text, ends)) = SCRATCH.with_borrow_mut(|s| Self::concat(s, &parts)) {
+            let concat = SCRATCH.with_borrow_mut(|s| {
+                let text = Self::concat(s, &parts);
+                if s.capacity() > SCRATCH_KEEP {
+                    *s = Vec::new();
+                }
+                text
+            });
+            if let Some((text, ends)) = concat {
                 return Some(RequestText { text, ends, has_step, raw_traces });
             }
             if raw_traces.is_some() {
@@ -146,11 +153,7 @@ impl RequestText {
         if !ends.iter().all(|&end| text.is_char_boundary(end as usize)) {
             return None;
         }
-        let text = Arc::<str>::from(text);
-        if s.capacity() > SCRATCH_KEEP {
-            *s = Vec::new();
-        }
-        Some((text, ends))
+        Some((Arc::from(text), ends))
     }
 
     pub(crate) fn part(&self, i: usize) -> &str {

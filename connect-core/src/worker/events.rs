@@ -73,7 +73,8 @@ pub enum Output {
     Event(Event),
 }
 
-/// What the app hears about.
+/// What the app hears about. Request ids are [`RequestId`]s: they share the
+/// request's memory, so reporting one allocates nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     StateChanged(ConnectionState),
