@@ -4,13 +4,15 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::wire::{Direction, Limits, Message, WireError};
+use crate::wire::{Direction, ExecutorRequest, GatewayExecutorRequestData, Limits, Message, WireError};
 use crate::worker::{Hot, peek};
 
 /// Decode `data` as a frame; what decodes must re-encode to a frame that
 /// decodes to the same message, at the length `encoded_len` promised, and
 /// byte-identical from then on. The worker's in-place reader of hot frames
-/// must agree with the full decoder whenever it claims a frame. The JSON,
+/// must agree with the full decoder whenever it claims a frame, and so must
+/// its reader of executor requests, on the frame and on `data` taken as a
+/// request payload. The JSON,
 /// duration and lease-id parsers behind the payloads must not panic. Limits
 /// hold both ways.
 pub fn frame(data: &[u8]) {
@@ -18,7 +20,16 @@ pub fn frame(data: &[u8]) {
     let limits = Limits::default();
     let decoded = Message::decode(frame.clone(), &limits);
 
-    if let Some(hot) = peek(data) {
+    executor_request(frame.clone());
+    if let Some(Hot::Request { at, len }) = peek(data) {
+        // The envelope was read in place; the payload's errors are ExecutorRequest's.
+        let ours = ExecutorRequest::decode(frame.slice(at..at + len));
+        match (&decoded, &ours) {
+            (Ok(Message::GatewayExecutorRequest(r)), Ok(o)) => assert_eq!(o.to_data(), **r),
+            (Err(_), Err(_)) => {}
+            _ => panic!("peek read a request: {ours:?}, decode read {decoded:?}"),
+        }
+    } else if let Some(hot) = peek(data) {
         let msg = decoded.as_ref().unwrap_or_else(|e| panic!("peek read {hot:?}, decode failed: {e}"));
         match (hot, msg) {
             (Hot::Heartbeat, Message::GatewayHeartbeat) => {}
@@ -56,6 +67,18 @@ pub fn frame(data: &[u8]) {
     assert_eq!(again, msg, "decode(encode(m)) == m");
     assert_eq!(again.encode(&limits).expect("re-encodes"), encoded, "canonical after one round");
     let _ = msg.name();
+}
+
+/// `payload` as a GATEWAY_EXECUTOR_REQUEST payload: the worker's reader and
+/// prost agree on whether it decodes, and on every field when it does.
+fn executor_request(payload: Bytes) {
+    use prost::Message as _;
+    let ours = ExecutorRequest::decode(payload.clone());
+    match (GatewayExecutorRequestData::decode(payload), ours) {
+        (Ok(theirs), Ok(ours)) => assert_eq!(ours.to_data(), theirs),
+        (Err(_), Err(_)) => {}
+        (theirs, ours) => panic!("prost: {theirs:?}, ExecutorRequest: {ours:?}"),
+    }
 }
 
 /// The parsers that read what is inside a frame's payload.

@@ -405,7 +405,9 @@ impl Model {
             .events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::ReplyAcked { request_id } | Event::ReplyFailed { request_id, .. } => Some(request_id.into()),
+                Event::ReplyAcked { request_id } | Event::ReplyFailed { request_id, .. } => {
+                    Some(request_id.into())
+                }
                 _ => None,
             })
             .collect();
