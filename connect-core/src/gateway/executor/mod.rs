@@ -379,7 +379,16 @@ impl Executor {
     }
 
     /// The gateway refused a forward (the connection left Ready meanwhile): route it again.
-    pub fn forward_failed(&mut self, now: Instant, request_id: &str, _error: ForwardError) {
+    pub fn forward_failed(&mut self, now: Instant, request_id: &str, error: ForwardError) {
+        if let ForwardError::TooLarge(why) = error {
+            // No connection will ever take it: fail the run and say why,
+            // rather than re-route it and blame the worker.
+            let error = json!({ "name": "request_too_large", "message": why });
+            let Some(run_id) = self.finish_attempt(now, request_id, "Failed", Some(error.clone())) else {
+                return;
+            };
+            return self.end_run(now, &run_id, RunStatus::Failed, Some(error));
+        }
         self.reroute(now, request_id);
     }
 
