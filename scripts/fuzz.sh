@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run each cargo-fuzz target for a number of minutes on the stable toolchain
-# (`-s none`: no sanitizer, which needs nightly; Rust's own checks, overflow
-# checks and debug assertions on, stay on).
+# (`-s none`: no sanitizer, which needs nightly; `-O -a`: optimized, with
+# debug assertions and overflow checks on).
 #
 #   scripts/fuzz.sh [MINUTES] [TARGET...]   default: 1 minute each, every target
 #   FUZZ_MERGE=1 scripts/fuzz.sh 10         also merge inputs with new coverage into fuzz/corpus/
@@ -27,7 +27,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   exit 1
 fi
 
-cargo fuzz build -s none -O
+cargo fuzz build -s none -O -a
 failed=0
 for t in "${targets[@]}"; do
   work=target/work/$t
@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
   log=target/work/$t.log
   parallel=()
   [ "$jobs" -gt 1 ] && parallel=(-fork="$jobs")
-  if cargo fuzz run -s none -O "$t" "$work" -- \
+  if cargo fuzz run -s none -O -a "$t" "$work" -- \
       -max_total_time=$((minutes * 60)) -print_final_stats=1 -max_len=4096 "${parallel[@]}" \
       >"$log" 2>&1; then
     grep -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$log" || true
@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   fi
   if [ "${FUZZ_MERGE:-0}" = 1 ]; then
     # Edges only (no counters, no value profile): a small corpus that still covers every edge seen.
-    cargo fuzz run -s none -O "$t" "corpus/$t" "$work" -- -merge=1 -use_counters=0 -use_value_profile=0 -max_len=1024 \
+    cargo fuzz run -s none -O -a "$t" "corpus/$t" "$work" -- -merge=1 -use_counters=0 -use_value_profile=0 -max_len=1024 \
       >/dev/null 2>&1 || true
     echo "    corpus/$t: $(ls "corpus/$t" | wc -l) inputs"
   fi

@@ -34,8 +34,12 @@ pub struct SoakConfig {
     pub in_flight: usize,
     /// Share of long runs (2 to 5 s: they outlive a lease and live on extensions).
     pub long_share: f64,
-    /// A fault every this many milliseconds (drawn uniformly).
+    /// A fault every this many milliseconds (drawn uniformly), from the first
+    /// run sent until the last one ends (or until twice the sending time plus 30 s).
     pub fault_every_ms: (u64, u64),
+    /// Runs sent per second, over all adapters: the pace that spreads the runs
+    /// over the faults (10,000 runs take about 100 s).
+    pub rate: f64,
     /// After the last run is sent and the faults stop: how long runs have to end.
     pub settle: Duration,
 }
@@ -49,6 +53,7 @@ impl Default for SoakConfig {
             in_flight: 48,
             long_share: 0.03,
             fault_every_ms: (40, 160),
+            rate: 100.0,
             settle: Duration::from_secs(120),
         }
     }
@@ -195,10 +200,18 @@ pub fn run(config: SoakConfig) -> Report {
         started + Duration::from_millis(rng.u64(config.fault_every_ms.0..=config.fault_every_ms.1));
     let mut sent = 0;
     let mut n = 0u64;
-    while sent < config.runs {
-        // Top up the runs in flight, spread over the adapters in turn.
+    let chaos_until = started + Duration::from_secs_f64(2.0 * config.runs as f64 / config.rate + 30.0);
+    loop {
         let busy = dev.summary().map(|s| s.running).unwrap_or(usize::MAX);
-        let room = (config.in_flight * workers.len()).saturating_sub(busy).min(config.runs - sent);
+        if sent == config.runs && (busy == 0 || Instant::now() >= chaos_until) {
+            break;
+        }
+        // Top up the runs in flight, spread over the adapters in turn, at the configured pace.
+        let paced = (started.elapsed().as_secs_f64() * config.rate) as usize;
+        let room = (config.in_flight * workers.len())
+            .saturating_sub(busy)
+            .min(config.runs - sent)
+            .min(paced.saturating_sub(sent));
         let mut batches: Vec<Vec<(String, serde_json::Value)>> = vec![Vec::new(); workers.len()];
         for k in 0..room {
             n += 1;
