@@ -85,7 +85,7 @@ pub(crate) enum Cmd {
     Drain {
         reply: Reply<usize>,
     },
-    /// Refuse the next `n` lease extensions (fault injection).
+    /// Refuse the next `n` lease extensions (fault injection); replaces an unused budget.
     NackExtensions {
         n: usize,
         reply: Reply<()>,
@@ -167,7 +167,7 @@ pub(crate) async fn run(mut server: Server, mut rx: mpsc::UnboundedReceiver<Cmd>
                     reply(n)
                 }
                 Cmd::NackExtensions { n, reply } => {
-                    forced_nacks += n;
+                    forced_nacks = n;
                     reply(())
                 }
                 Cmd::Wait(w) => waiters.push(w),

@@ -402,7 +402,9 @@ impl DevServer {
     }
 
     /// Fault injection: refuse the next `n` lease extensions with a NACK, as
-    /// if the gateway had lost those leases. The worker stops extending and
+    /// if the gateway had lost those leases. Replaces what is left of an
+    /// earlier call's budget (so that calls made while no lease is being
+    /// extended do not pile up onto the next one); `0` turns it off. The worker stops extending and
     /// cancels the handler; the lease expires here and the attempt is retried
     /// (on any worker), so the function may run again: the one duplicate the
     /// protocol allows. For chaos tests.

@@ -1,6 +1,7 @@
 //! `DevServer::nack_extensions` (fault injection for chaos tests): the next
 //! extension is NACKed as if the lease were lost, then the lease runs out and
-//! the attempt is retried; later extensions are answered as usual.
+//! the attempt is retried; later extensions are answered as usual. A call
+//! replaces the unused budget rather than adding to it.
 
 mod support;
 
@@ -51,6 +52,7 @@ fn a_forced_nack_refuses_one_extension_and_the_lease_then_expires_and_is_retried
     send(&mut ws, Message::WorkerRequestAck(Box::new(ack)));
     let renewed = extend(&mut ws, &req, &req.lease_id).expect("an ordinary extension is granted");
     dev.nack_extensions(1).expect("switch");
+    dev.nack_extensions(1).expect("a second call replaces the budget, it does not add to it");
     assert_eq!(extend(&mut ws, &req, &renewed), None, "the forced extension is NACKed");
     // The real lease is untouched by the refusal, and it runs out: the attempt is retried.
     let retry = loop {
