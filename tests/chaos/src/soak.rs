@@ -35,7 +35,7 @@ pub struct SoakConfig {
     /// Share of long runs (2 to 5 s: they outlive a lease and live on extensions).
     pub long_share: f64,
     /// A fault every this many milliseconds (drawn uniformly), from the first
-    /// run sent until the last one ends (or until twice the sending time plus 30 s).
+    /// run sent until the last one is sent.
     pub fault_every_ms: (u64, u64),
     /// Runs sent per second, over all adapters: the pace that spreads the runs
     /// over the faults (10,000 runs take about 100 s).
@@ -71,12 +71,13 @@ pub enum Fault {
 
 impl Fault {
     const ALL: [(Fault, u32); 6] = [
-        (Fault::Kill, 20),
-        (Fault::Stall, 20),
-        (Fault::Delay, 15),
-        (Fault::Truncate, 15),
+        (Fault::Kill, 22),
+        (Fault::Stall, 22),
+        (Fault::Delay, 18),
+        (Fault::Truncate, 18),
         (Fault::Drain, 10),
-        (Fault::Nack, 20),
+        // A NACK refuses the next extension of any long run (budget 1, not cumulative).
+        (Fault::Nack, 10),
     ];
 
     fn name(self) -> &'static str {
@@ -200,12 +201,11 @@ pub fn run(config: SoakConfig) -> Report {
         started + Duration::from_millis(rng.u64(config.fault_every_ms.0..=config.fault_every_ms.1));
     let mut sent = 0;
     let mut n = 0u64;
-    let chaos_until = started + Duration::from_secs_f64(2.0 * config.runs as f64 / config.rate + 30.0);
-    loop {
+    // Faults last as long as runs are being sent (paced, so that they spread over
+    // the faults). Not after: at the tail a few runs would take every fault, a
+    // NACK on each of their extensions, which no protocol can survive.
+    while sent < config.runs {
         let busy = dev.summary().map(|s| s.running).unwrap_or(usize::MAX);
-        if sent == config.runs && (busy == 0 || Instant::now() >= chaos_until) {
-            break;
-        }
         // Top up the runs in flight, spread over the adapters in turn, at the configured pace.
         let paced = (started.elapsed().as_secs_f64() * config.rate) as usize;
         let room = (config.in_flight * workers.len())
@@ -330,16 +330,21 @@ fn figures_of(dev: &DevServer, w: &Worker, execs: &HashMap<String, Vec<Exec>>) -
                     .attempts
                     .iter()
                     .map(|a| {
+                        let conns: Vec<u64> = a.connections.iter().map(|c| c.conn.0).collect();
                         format!(
-                            "{}:{}:acked={}:conns={}",
+                            "{}:{}:acked={}:conns={conns:?}:{}ms",
                             a.attempt,
                             a.outcome.as_deref().unwrap_or("-"),
                             a.acked,
-                            a.connections.len()
+                            a.ended_at.unwrap_or(a.started_at).saturating_sub(a.started_at)
                         )
                     })
                     .collect();
-                f.examples.push(format!("failed: {} {:?} attempts {attempts:?}", run.run_id, run.output));
+                let ran = execs.get(&run.run_id).map_or(0, Vec::len);
+                f.examples.push(format!(
+                    "failed: {} {:?} executions {ran} attempts {attempts:?}",
+                    run.run_id, run.output
+                ));
             }
             RunStatus::Running => {
                 f.lost += 1;
@@ -408,12 +413,13 @@ impl std::fmt::Display for Report {
         let mut t = String::new();
         let _ = writeln!(
             t,
-            "{:<9} {:>6} {:>9} {:>6} {:>5} {:>12} {:>10} {:>10} {:>8} {:>9} {:>21} {:>24}",
+            "{:<9} {:>6} {:>9} {:>6} {:>5} {:>11} {:>12} {:>10} {:>10} {:>8} {:>9} {:>21} {:>24}",
             "adapter",
             "runs",
             "completed",
             "failed",
             "lost",
+            "leases lost",
             "dup(lease)",
             "dup(other)",
             "reconnects",
@@ -435,12 +441,13 @@ impl std::fmt::Display for Report {
             };
             let _ = writeln!(
                 t,
-                "{:<9} {:>6} {:>9} {:>6} {:>5} {:>12} {:>10} {:>10} {:>8} {:>9} {:>21} {:>24}",
+                "{:<9} {:>6} {:>9} {:>6} {:>5} {:>11} {:>12} {:>10} {:>10} {:>8} {:>9} {:>21} {:>24}",
                 a.name,
                 a.runs,
                 a.completed,
                 a.failed,
                 a.lost,
+                a.lease_expired_attempts,
                 a.dup_lease_lost,
                 a.dup_same_request + a.dup_other,
                 a.reconnects,
