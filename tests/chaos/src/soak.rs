@@ -96,6 +96,8 @@ impl Fault {
 #[derive(Clone, Debug)]
 struct Exec {
     request_id: String,
+    /// How long the handler sleeps.
+    ms: u64,
 }
 
 type Executions = Arc<Mutex<HashMap<String, Vec<Exec>>>>;
@@ -115,6 +117,8 @@ pub struct AdapterFigures {
     /// Any other duplicate (never allowed).
     pub dup_other: usize,
     pub lease_expired_attempts: usize,
+    /// Of those, attempts of short runs (under 1 s): lost while the reply was on its way.
+    pub short_leases_lost: usize,
     pub reconnects: usize,
     pub restarts: u64,
     pub half_open: Vec<HalfOpen>,
@@ -284,7 +288,10 @@ pub fn run(config: SoakConfig) -> Report {
 /// The handler: note the execution, sleep as the event says, return.
 fn body(executions: Executions) -> Body {
     Arc::new(move |ctx| {
-        let exec = Exec { request_id: ctx.request_id().to_owned() };
+        let exec = Exec {
+            request_id: ctx.request_id().to_owned(),
+            ms: ctx.event().data["ms"].as_u64().unwrap_or(0),
+        };
         executions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -353,6 +360,9 @@ fn figures_of(dev: &DevServer, w: &Worker, execs: &HashMap<String, Vec<Exec>>) -
         }
         let expired = run.attempts.iter().filter(|a| a.outcome.as_deref() == Some("LeaseExpired")).count();
         f.lease_expired_attempts += expired;
+        if execs.get(&run.run_id).and_then(|e| e.first()).is_some_and(|e| e.ms < 1000) {
+            f.short_leases_lost += expired;
+        }
         let ran = execs.get(&run.run_id).map(Vec::as_slice).unwrap_or_default();
         if ran.len() > 1 {
             let mut ids: Vec<&str> = ran.iter().map(|e| e.request_id.as_str()).collect();
@@ -459,9 +469,12 @@ impl std::fmt::Display for Report {
         }
         out.write_str(&t)?;
         let expired: usize = self.adapters.iter().map(|a| a.lease_expired_attempts).sum();
+        let short: Vec<String> =
+            self.adapters.iter().map(|a| format!("{} {}", a.name, a.short_leases_lost)).collect();
         writeln!(
             out,
-            "attempts that lost their lease (LeaseExpired at the gateway, then retried): {expired}"
+            "attempts that lost their lease (LeaseExpired at the gateway, then retried): {expired}; of short runs: {}",
+            short.join(", ")
         )?;
         for a in &self.adapters {
             for e in a.examples.iter().take(10) {
