@@ -17,3 +17,5 @@ step "golden vectors against the Inngest JS SDK"
 ./scripts/golden.sh
 step "tests"
 cargo test --workspace --locked
+step "chaos soak (reduced: 1,000 runs through a fault-injecting proxy, every adapter)"
+cargo run --locked -q -p connect-chaos -- soak --runs 1000
