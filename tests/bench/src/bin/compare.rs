@@ -84,9 +84,11 @@ fn main() {
             // Run again as the leader of a new session: its own autogroup, whose nice we may set
             // without touching the caller's session.
             Err(_) => {
+                // By path, not current_exe() itself: cargo re-links the binary on every build.
+                let exe = std::env::current_exe().expect("own path").with_file_name("compare");
                 let status = Command::new("setsid")
                     .arg("--wait")
-                    .arg(std::env::current_exe().expect("own path"))
+                    .arg(exe)
                     .args(&args[1..])
                     .env(SESSION_MARK, "1")
                     .status();
