@@ -16,7 +16,7 @@ fn closing(code: u16, reason: &str) -> Option<Option<(u16, String)>> {
 /// A worker that ignores GATEWAY_CLOSING is closed 1001 after the drain timeout.
 #[test]
 fn drain_sends_closing_then_closes_1001_after_the_timeout() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     assert_eq!(sim.server.drain(sim.now), 1);
     sim.drain();
@@ -34,7 +34,7 @@ fn drain_sends_closing_then_closes_1001_after_the_timeout() {
 /// and the worker closes the old one itself with 1000 WORKER_SHUTDOWN.
 #[test]
 fn a_replacement_connection_takes_over_during_a_drain() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let in_flight = sim.recv_request(old).expect("request before the drain");
@@ -67,7 +67,7 @@ fn a_replacement_connection_takes_over_during_a_drain() {
 /// WORKER_READY on a draining connection is answered with 1001.
 #[test]
 fn worker_ready_during_a_drain_closes_1001() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.server.drain(sim.now);
     sim.drain();
@@ -78,7 +78,7 @@ fn worker_ready_during_a_drain_closes_1001() {
 /// Sockets still in the handshake when the drain starts are closed at once.
 #[test]
 fn a_drain_closes_handshaking_sockets_immediately() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.accept();
     sim.server.drain(sim.now);
     sim.drain();
@@ -90,7 +90,7 @@ fn a_drain_closes_handshaking_sockets_immediately() {
 /// Unacked requests on a draining socket that closes go to the replacement.
 #[test]
 fn unacked_work_on_a_drained_socket_is_rerouted() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(old).expect("request");

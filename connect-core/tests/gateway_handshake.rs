@@ -17,7 +17,7 @@ fn handshake_close(sim: &mut Sim, msg: Message) -> Option<(u16, String)> {
 }
 
 fn bad_hello(edit: impl FnOnce(&mut WorkerConnectRequestData)) -> (Sim, Message) {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let start = sim.start();
     let mut data = hello_data(&start, "host", &[function("app-f", "e", 0)]);
     edit(&mut data);
@@ -32,7 +32,7 @@ fn reason(code: u16, reason: &str) -> Option<(u16, String)> {
 /// not routable (heartbeats unanswered) until WORKER_READY.
 #[test]
 fn ready_carries_the_intervals_and_manual_ack_waits_for_worker_ready() {
-    let mut sim = Sim::new(GatewayConfig { heartbeat_interval: ms(1500), ..config() });
+    let mut sim = Sim::new(origin(), GatewayConfig { heartbeat_interval: ms(1500), ..config() });
     let start = sim.start();
     assert_eq!(start.gateway_group, "gw-dev");
     assert_eq!(start.gateway_endpoint, "ws://gw/v0/connect");
@@ -70,7 +70,7 @@ fn without_manual_ack_the_connection_is_ready_at_once() {
 /// Python's early heartbeat: anything but WORKER_CONNECT first is a policy violation.
 #[test]
 fn a_first_message_other_than_connect_closes_1008_invalid_msg() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     assert_eq!(
         handshake_close(&mut sim, Message::WorkerHeartbeat),
         reason(1008, "connect_worker_hello_invalid_msg")
@@ -80,7 +80,7 @@ fn a_first_message_other_than_connect_closes_1008_invalid_msg() {
 /// Bytes that are not a ConnectMessage close 1007, in the handshake or later.
 #[test]
 fn an_undecodable_frame_closes_1007() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.accept();
     sim.send_raw(conn, Bytes::from_static(&[0xff, 0xff, 0xff]));
     assert_eq!(sim.closed_with(conn), Some(reason(1007, "failed to unmarshal Protobuf")));
@@ -92,7 +92,7 @@ fn an_undecodable_frame_closes_1007() {
 /// A WORKER_CONNECT payload that is not protobuf is an invalid payload.
 #[test]
 fn a_malformed_connect_payload_closes_invalid_payload() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.accept();
     let envelope = ConnectMessage {
         kind: GatewayMessageType::WorkerConnect as i32,
@@ -152,7 +152,7 @@ fn invalid_functions_or_capabilities_json_close_1011() {
 /// A socket that says nothing for 5 s after HELLO is closed.
 #[test]
 fn no_connect_within_five_seconds_closes_hello_timeout() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.accept();
     sim.advance(ms(4999));
     assert_eq!(sim.closed_with(conn), None);
@@ -163,7 +163,7 @@ fn no_connect_within_five_seconds_closes_hello_timeout() {
 /// A message over the 8 MiB read limit closes 1009 and is recorded as MESSAGE_TOO_LARGE.
 #[test]
 fn an_oversized_frame_closes_1009() {
-    let mut sim = Sim::new(GatewayConfig { max_frame: 1024, ..config() });
+    let mut sim = Sim::new(origin(), GatewayConfig { max_frame: 1024, ..config() });
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.send_raw(conn, vec![0u8; 1025]);
     assert_eq!(sim.closed_with(conn), Some(reason(1009, "read limited at 1025 bytes")));
@@ -173,7 +173,7 @@ fn an_oversized_frame_closes_1009() {
 /// One misbehaving socket is closed; its neighbour keeps its heartbeats and its work.
 #[test]
 fn a_bad_connection_does_not_disturb_the_others() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let good = sim.connect("good", &[function("app-f", "e", 0)]);
     let bad = sim.accept();
     sim.send(bad, Message::WorkerPause);
@@ -190,7 +190,7 @@ fn a_bad_connection_does_not_disturb_the_others() {
 /// Unknown kinds, WORKER_STATUS and gateway-only kinds from a worker are ignored.
 #[test]
 fn unknown_and_misdirected_kinds_are_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.send(conn, Message::Unknown { kind: 99, payload: Bytes::from_static(b"x") });
     sim.send(conn, Message::GatewayHeartbeat);
@@ -203,7 +203,7 @@ fn unknown_and_misdirected_kinds_are_ignored() {
 #[test]
 fn start_checks_the_hashed_signing_key_when_one_is_configured() {
     let key = SigningKey::new("signkey-test-00ff").expect("key");
-    let mut sim = Sim::new(GatewayConfig { signing_key: Some(key.hashed().clone()), ..config() });
+    let mut sim = Sim::new(origin(), GatewayConfig { signing_key: Some(key.hashed().clone()), ..config() });
     let now = sim.now;
     let err = sim.server.handle_start(now, None, Bytes::new(), "ws://x".into()).expect_err("no key");
     assert_eq!(err.status, 401);
@@ -212,7 +212,7 @@ fn start_checks_the_hashed_signing_key_when_one_is_configured() {
     let ok = sim.server.handle_start(now, Some(&key.hashed().bearer()), Bytes::new(), "ws://x".into());
     assert_eq!(ok.map(|s| s.sync_token), Ok(key.hashed().expose().to_owned()));
 
-    let mut dev = Sim::new(config());
+    let mut dev = Sim::new(origin(), config());
     let now = dev.now;
     assert!(dev.server.handle_start(now, Some("Bearer whatever"), Bytes::new(), "ws://x".into()).is_ok());
     let bad_body = dev.server.handle_start(now, None, Bytes::from_static(b"\xff"), "ws://x".into());

@@ -12,7 +12,7 @@ use gateway_sim::*;
 /// 1.25 intervals count as late.
 #[test]
 fn heartbeat_gaps_are_recorded_exactly_and_late_ones_counted() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     for gap in [10_000, 10_000, 12_500, 12_501, 9_000] {
         sim.advance(ms(gap));
@@ -40,7 +40,7 @@ fn heartbeat_gaps_are_recorded_exactly_and_late_ones_counted() {
 /// last heartbeat: between 50 and 60 s with the defaults.
 #[test]
 fn five_missed_intervals_drop_the_connection() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.advance(ms(3_000));
     sim.heartbeat(conn); // last sign of life at t = 3 s
@@ -65,7 +65,7 @@ fn five_missed_intervals_drop_the_connection() {
 /// next heartbeat.
 #[test]
 fn a_stale_connection_is_not_routed_to_until_it_heartbeats_again() {
-    let mut sim = Sim::new(GatewayConfig { heartbeat_interval: secs(1), ..config() });
+    let mut sim = Sim::new(origin(), GatewayConfig { heartbeat_interval: secs(1), ..config() });
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.advance(ms(2_500));
     let event = sim.send_event("e");
@@ -82,7 +82,7 @@ fn a_stale_connection_is_not_routed_to_until_it_heartbeats_again() {
 /// Heartbeats keep being answered while the worker is paused or the gateway draining.
 #[test]
 fn heartbeats_are_answered_while_paused_and_draining() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.send(conn, Message::WorkerPause);
     sim.heartbeat(conn);
@@ -99,7 +99,7 @@ fn heartbeats_are_answered_while_paused_and_draining() {
 /// gaps) and the silence between the last heartbeat and the close measured.
 #[test]
 fn connection_records_place_heartbeats_and_the_close_in_time() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let ready_at = sim.now;
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.advance(ms(10_000));

@@ -6,6 +6,7 @@
 
 use connect_core::fuzz::gateway_model::{Op, run};
 use proptest::prelude::*;
+use std::time::Instant;
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -36,6 +37,6 @@ proptest! {
     /// Random operations keep every invariant and leave no request counted in flight.
     #[test]
     fn random_operations_keep_the_invariants(seed in any::<u64>(), ops in proptest::collection::vec(op(), 1..80)) {
-        run(seed, &ops);
+        run(Instant::now(), seed, &ops);
     }
 }

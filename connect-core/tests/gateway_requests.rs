@@ -16,7 +16,7 @@ use serde_json::json;
 /// (JS style: NOT_COMPLETED with a RunComplete opcode), reply ack, Completed.
 #[test]
 fn a_request_is_leased_acked_replied_and_completed() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -48,7 +48,7 @@ fn a_request_is_leased_acked_replied_and_completed() {
 /// else is a NACK (no new id); a non-ULID lease id closes the socket.
 #[test]
 fn lease_extensions_ack_replay_and_nack() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -79,7 +79,7 @@ fn lease_extensions_ack_replay_and_nack() {
 /// An undecodable ack payload closes the socket with its own reason.
 #[test]
 fn a_malformed_ack_closes_1008() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let bad = ConnectMessage {
         kind: GatewayMessageType::WorkerRequestAck as i32,
@@ -97,7 +97,7 @@ fn a_malformed_ack_closes_1008() {
 /// when the retries are used up the run fails.
 #[test]
 fn lease_expiry_retries_the_attempt_then_fails_the_run() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 1)]);
     let event = sim.send_event("e");
     let first = sim.recv_request(conn).expect("request");
@@ -137,7 +137,7 @@ fn lease_expiry_retries_the_attempt_then_fails_the_run() {
 /// Extending keeps a long run alive past the first lease.
 #[test]
 fn extending_keeps_a_long_request_alive() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -160,7 +160,7 @@ fn extending_keeps_a_long_request_alive() {
 /// ERROR replies are retried (attempt counter in ctx), `no_retry` fails at once.
 #[test]
 fn error_replies_retry_and_no_retry_fails() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 2), function("app-g", "g", 5)]);
     let event = sim.send_event("e");
     for attempt in 0..3 {
@@ -189,7 +189,7 @@ fn error_replies_retry_and_no_retry_fails() {
 #[test]
 fn retries_wait_for_their_delay() {
     let exec = ExecutorConfig { retry_delay: secs(2), seed: 7, ..ExecutorConfig::default() };
-    let mut sim = Sim::with(config(), exec);
+    let mut sim = Sim::with(origin(), config(), exec);
     let conn = sim.connect("host", &[function("app-f", "e", 3)]);
     sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -210,7 +210,7 @@ fn retries_wait_for_their_delay() {
 /// An ack on another socket than the one that delivered the request does not count.
 #[test]
 fn an_ack_on_the_wrong_socket_is_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let a = sim.connect("host", &[function("app-f", "e", 0)]);
     let b = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
@@ -225,7 +225,7 @@ fn an_ack_on_the_wrong_socket_is_ignored() {
 /// `max_worker_concurrency` caps the requests leased to one instance at once.
 #[test]
 fn max_worker_concurrency_limits_leased_requests_per_instance() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let start = sim.start();
     let conn = sim.accept();
     let mut data = hello_data(&start, "host", &[function("app-f", "e", 0)]);
@@ -249,7 +249,7 @@ fn max_worker_concurrency_limits_leased_requests_per_instance() {
 /// same attempt goes to another connection, and both connections are on record.
 #[test]
 fn unacked_requests_are_rerouted_when_their_socket_closes_or_pauses() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let a = sim.connect("a", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(a).expect("request on a");
@@ -272,7 +272,7 @@ fn unacked_requests_are_rerouted_when_their_socket_closes_or_pauses() {
 /// A paused connection gets no new requests.
 #[test]
 fn a_paused_connection_gets_no_new_requests() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     sim.send(conn, Message::WorkerPause);
     sim.send_event("e");
@@ -284,7 +284,7 @@ fn a_paused_connection_gets_no_new_requests() {
 /// flush refuses a reply whose system trace context is not JSON.
 #[test]
 fn a_flushed_reply_completes_the_run() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -308,7 +308,7 @@ fn a_flushed_reply_completes_the_run() {
 /// it already finished and never answer it: a run stuck until its lease ran out).
 #[test]
 fn a_reply_for_an_attempt_waiting_to_be_rerouted_ends_it() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -329,7 +329,7 @@ fn a_reply_for_an_attempt_waiting_to_be_rerouted_ends_it() {
 /// Leases and lease grace scale with the configured extend interval.
 #[test]
 fn short_intervals_give_short_leases() {
-    let mut sim = Sim::new(GatewayConfig { extend_lease_interval: ms(600), ..config() });
+    let mut sim = Sim::new(origin(), GatewayConfig { extend_lease_interval: ms(600), ..config() });
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -342,7 +342,7 @@ fn short_intervals_give_short_leases() {
 /// An event id given by the sender is an idempotency key: the repeat is stored but starts no run.
 #[test]
 fn a_repeated_event_id_starts_no_second_run() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.connect("host", &[function("app-f", "e", 0)]);
     let now = sim.now;
     let first = sim.server.send_event(now, "e", json!({}), Some("order-1".into()), None);

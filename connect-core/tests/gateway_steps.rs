@@ -32,7 +32,7 @@ const DONE: &str =
 /// step, waits out the sleep, and sends the SDK's execution version back.
 #[test]
 fn steps_are_memoized_and_sleeps_wait() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let first = sim.recv_request(conn).expect("first request");
@@ -67,7 +67,7 @@ fn steps_are_memoized_and_sleeps_wait() {
 /// attempt its error is stored and the function gets to handle it.
 #[test]
 fn step_errors_are_retried_then_handed_to_the_function() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 1)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -91,7 +91,7 @@ fn step_errors_are_retried_then_handed_to_the_function() {
 /// Steps planned together run one at a time, each named in `step_id`, then the function continues.
 #[test]
 fn planned_steps_run_one_after_another() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 0)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");
@@ -114,7 +114,7 @@ fn planned_steps_run_one_after_another() {
 /// Opcodes connect-dev cannot carry out (waitForEvent here), or none at all, fail the run with a clear error.
 #[test]
 fn unsupported_or_empty_opcodes_fail_the_run() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.connect("host", &[function("app-f", "e", 3)]);
     let event = sim.send_event("e");
     let req = sim.recv_request(conn).expect("request");

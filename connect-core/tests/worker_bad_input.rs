@@ -15,7 +15,7 @@ use sim::*;
 fn an_oversized_frame_closes_the_connection_and_work_survives() {
     let mut c = config();
     c.limits.max_recv_frame = 1024;
-    let mut sim = Sim::new(c);
+    let mut sim = Sim::new(origin(), c);
     let conn = sim.invoke("r1");
     sim.send_raw(conn, Bytes::from(vec![0u8; 2048]));
     assert_eq!(sim.closes()[0], (conn, 1007, "failed to unmarshal Protobuf".into()));
@@ -27,7 +27,7 @@ fn an_oversized_frame_closes_the_connection_and_work_survives() {
 /// An unknown kind (from a newer gateway) is ignored: no close, no event.
 #[test]
 fn an_unknown_kind_is_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     let before = sim.events().len();
     sim.send_raw(conn, encode_body(&ConnectMessage { kind: 99, payload: Bytes::from_static(b"\x01\x02") }));
@@ -42,7 +42,7 @@ fn an_unknown_kind_is_ignored() {
 /// routes it again).
 #[test]
 fn a_request_before_ready_fails_the_handshake() {
-    let mut sim = Sim::scripted(config(), Script { send_ready: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_ready: false, ..Script::default() });
     let conn = sim.open[0];
     let req = sim.request("early");
     sim.send(conn, Message::GatewayExecutorRequest(Box::new(req)));
@@ -55,7 +55,7 @@ fn a_request_before_ready_fails_the_handshake() {
 /// request): the machine hands it over as bytes and the connection stays up.
 #[test]
 fn a_payload_that_is_not_json_reaches_the_app_as_bytes() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     let mut req = sim.request("bad-json");
     req.request_payload = Bytes::from_static(b"{not json");
@@ -70,7 +70,7 @@ fn a_payload_that_is_not_json_reaches_the_app_as_bytes() {
 /// answers keeps the connection ACTIVE.
 #[test]
 fn a_clock_jump_forward_loses_stale_leases_and_keeps_a_live_connection() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     let heartbeats = sim.count_sent(is_heartbeat);
     sim.now += secs(3600);

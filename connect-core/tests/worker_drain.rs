@@ -11,7 +11,7 @@ use sim::*;
 /// new one is ACTIVE.
 #[test]
 fn drain_connects_a_replacement_before_closing_the_old_connection() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.active_conn();
     sim.script.send_ready = false;
     sim.send(old, Message::GatewayClosing);
@@ -29,7 +29,7 @@ fn drain_connects_a_replacement_before_closing_the_old_connection() {
 /// draining connection; heartbeats do not.
 #[test]
 fn draining_connection_carries_replies_and_extensions_meanwhile() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.invoke("r2");
     sim.script.start_status = None; // the replacement hangs in its start call
@@ -46,7 +46,7 @@ fn draining_connection_carries_replies_and_extensions_meanwhile() {
 /// Extensions move to the new connection once it is ACTIVE.
 #[test]
 fn extensions_move_to_the_replacement() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.advance(secs(20));
     sim.send(old, Message::GatewayClosing);
@@ -61,7 +61,7 @@ fn extensions_move_to_the_replacement() {
 /// the replacement when it becomes ACTIVE.
 #[test]
 fn unacked_reply_moves_to_the_replacement() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.script.ack_replies = false;
     sim.script.start_status = None;
@@ -81,7 +81,7 @@ fn unacked_reply_moves_to_the_replacement() {
 /// connection is closed anyway after the bounded wait.
 #[test]
 fn draining_connection_is_closed_after_the_replacement_deadline() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.active_conn();
     sim.script.start_status = None;
     sim.send(old, Message::GatewayClosing);
@@ -95,7 +95,7 @@ fn draining_connection_is_closed_after_the_replacement_deadline() {
 /// another reconnect: the replacement is already on its way.
 #[test]
 fn gateway_closing_the_draining_connection_starts_no_extra_attempt() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.active_conn();
     sim.script.start_status = None;
     sim.send(old, Message::GatewayClosing);
@@ -112,7 +112,7 @@ fn gateway_closing_the_draining_connection_starts_no_extra_attempt() {
 /// and every old connection is closed exactly once.
 #[test]
 fn two_drains_in_a_row() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let first = sim.active_conn();
     sim.send(first, Message::GatewayClosing);
     let second = sim.active_conn();
@@ -131,7 +131,7 @@ fn two_drains_in_a_row() {
 /// finished: the oldest connection is let go at once, the middle one drains.
 #[test]
 fn drain_of_the_replacement_before_the_first_drain_finished() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let first = sim.active_conn();
     sim.send(first, Message::GatewayClosing);
     let second = sim.active_conn();
@@ -145,7 +145,7 @@ fn drain_of_the_replacement_before_the_first_drain_finished() {
 /// WORKER_READY, in-flight work goes on, and the shutdown completes.
 #[test]
 fn drain_during_shutdown_pauses_the_replacement_and_completes() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.shutdown();
     assert_eq!(sim.state(), ConnectionState::Paused);
@@ -164,7 +164,7 @@ fn drain_during_shutdown_pauses_the_replacement_and_completes() {
 /// again, avoiding its group.
 #[test]
 fn gateway_closing_during_the_handshake_retries_elsewhere() {
-    let mut sim = Sim::scripted(config(), Script { send_ready: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_ready: false, ..Script::default() });
     let conn = sim.open[0];
     sim.send(conn, Message::GatewayClosing);
     assert_eq!(sim.closes()[0].0, conn);
@@ -176,7 +176,7 @@ fn gateway_closing_during_the_handshake_retries_elsewhere() {
 /// Requests that arrive on the draining connection are still ACKed there.
 #[test]
 fn request_on_the_draining_connection_is_acked_there() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.active_conn();
     sim.script.start_status = None;
     sim.send(old, Message::GatewayClosing);

@@ -11,7 +11,7 @@ use sim::*;
 /// interval after READY.
 #[test]
 fn heartbeats_every_interval_from_ready() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.advance(secs(35));
     let times: Vec<u64> =
         sim.sent().iter().filter(|(_, _, m)| is_heartbeat(m)).map(|(t, _, _)| t.as_secs()).collect();
@@ -23,7 +23,7 @@ fn heartbeats_every_interval_from_ready() {
 /// dead, closed, and a new one is built.
 #[test]
 fn two_unanswered_heartbeats_mean_reconnect() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.script.answer_heartbeats = false;
     sim.advance(secs(29));
@@ -41,7 +41,7 @@ fn two_unanswered_heartbeats_mean_reconnect() {
 fn heartbeat_miss_limit_is_configurable() {
     let mut c = config();
     c.heartbeat_miss_limit = 4;
-    let mut sim = Sim::new(c);
+    let mut sim = Sim::new(origin(), c);
     sim.script.answer_heartbeats = false;
     sim.advance(secs(49));
     assert!(sim.closes().is_empty());
@@ -52,7 +52,7 @@ fn heartbeat_miss_limit_is_configurable() {
 /// One late heartbeat answer resets the count.
 #[test]
 fn an_answer_resets_the_unanswered_count() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.script.answer_heartbeats = false;
     sim.advance(secs(25));
@@ -64,7 +64,7 @@ fn an_answer_resets_the_unanswered_count() {
 /// A clean 1000 close we did not ask for still leads to a reconnect.
 #[test]
 fn clean_close_from_the_gateway_reconnects() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.close(conn, Some((1000, "")));
     assert_eq!(sim.state(), ConnectionState::Reconnecting);
@@ -75,7 +75,7 @@ fn clean_close_from_the_gateway_reconnects() {
 /// A socket error (no close frame) reconnects too.
 #[test]
 fn socket_error_reconnects() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.close(conn, None);
     sim.run_until(secs(5), |s| s.state() == ConnectionState::Active);
@@ -86,7 +86,7 @@ fn socket_error_reconnects() {
 /// the machine keeps trying forever (here: 40 failures).
 #[test]
 fn reconnect_backoff_grows_with_jitter_and_never_gives_up() {
-    let mut sim = Sim::scripted(config(), Script { start_status: Some(500), ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: Some(500), ..Script::default() });
     sim.advance(secs(3 * 3600));
     let times: Vec<f64> = sim.start_calls().iter().map(|(t, _)| t.as_secs_f64()).collect();
     assert!(times.len() >= 40, "{} attempts in 3 h", times.len());
@@ -105,7 +105,7 @@ fn reconnect_schedule_replays_from_the_seed() {
     let schedule = |seed| {
         let mut c = config();
         c.seed = seed;
-        let mut sim = Sim::scripted(c, Script { start_status: Some(500), ..Script::default() });
+        let mut sim = Sim::scripted(origin(), c, Script { start_status: Some(500), ..Script::default() });
         sim.advance(secs(600));
         sim.start_calls().iter().map(|(t, _)| t.as_nanos()).collect::<Vec<_>>()
     };
@@ -118,7 +118,7 @@ fn reconnect_schedule_replays_from_the_seed() {
 fn backoff_resets_after_a_stable_active_period() {
     let mut c = config();
     c.reconnect_backoff.jitter = false;
-    let mut sim = Sim::scripted(c, Script { start_status: Some(500), ..Script::default() });
+    let mut sim = Sim::scripted(origin(), c, Script { start_status: Some(500), ..Script::default() });
     sim.advance(secs(20)); // failures at 0, 1, 3, 7, 15 s: the next delay would be 16 s
     sim.script.start_status = Some(200);
     sim.run_until(secs(60), |s| s.state() == ConnectionState::Active);
@@ -135,7 +135,7 @@ fn backoff_resets_after_a_stable_active_period() {
 fn flapping_connection_keeps_backing_off() {
     let mut c = config();
     c.reconnect_backoff.jitter = false;
-    let mut sim = Sim::new(c);
+    let mut sim = Sim::new(origin(), c);
     let mut gaps = Vec::new();
     for _ in 0..4 {
         let conn = sim.active_conn();
@@ -151,7 +151,7 @@ fn flapping_connection_keeps_backing_off() {
 /// ACTIVE, PAUSED, CLOSING, CLOSED, each change one event.
 #[test]
 fn state_changes_are_events_through_a_whole_life() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     let conn = sim.active_conn();
     sim.close(conn, None);
@@ -166,7 +166,7 @@ fn state_changes_are_events_through_a_whole_life() {
 /// Every ACTIVE connection announces itself with a Ready event.
 #[test]
 fn each_active_connection_emits_ready() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.close(conn, None);
     sim.run_until(secs(5), |s| s.state() == ConnectionState::Active);
@@ -177,7 +177,7 @@ fn each_active_connection_emits_ready() {
 /// handle_timeout early, twice, or with time going backwards changes nothing.
 #[test]
 fn early_repeated_and_backwards_timeouts_are_harmless() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let before = sim.log.len();
     let now = sim.now;
     sim.w.handle_timeout(now);
@@ -195,7 +195,7 @@ fn early_repeated_and_backwards_timeouts_are_harmless() {
 /// stray frame or close from it is ignored.
 #[test]
 fn events_from_a_retired_connection_are_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.active_conn();
     sim.script.answer_heartbeats = false;
     sim.advance(secs(30));

@@ -5,6 +5,7 @@
 
 use connect_core::fuzz::worker_model::{Op, run};
 use proptest::prelude::*;
+use std::time::Instant;
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -41,6 +42,6 @@ proptest! {
         max in proptest::option::of(1u32..4),
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        run(seed, max, &ops);
+        run(Instant::now(), seed, max, &ops);
     }
 }

@@ -33,7 +33,7 @@ fn extends(sim: &Sim) -> Vec<(std::time::Duration, String)> {
 /// every correlation field echoed, and handed to the app without copying.
 #[test]
 fn request_is_acked_on_its_connection_and_handed_to_the_app() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     let req = sim.request("r1");
     sim.send(conn, Message::GatewayExecutorRequest(Box::new(req.clone())));
@@ -55,7 +55,7 @@ fn request_is_acked_on_its_connection_and_handed_to_the_app() {
 /// and the WORKER_REPLY_ACK turns into a ReplyAcked event.
 #[test]
 fn reply_echoes_ids_and_trace_contexts_and_is_acked() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     let body = Bytes::from_static(b"{\"ok\":true}");
     sim.reply("r1", Reply::done(body.clone()));
@@ -85,7 +85,7 @@ fn reply_echoes_ids_and_trace_contexts_and_is_acked() {
 /// ERROR with no_retry and retry_after, and NOT_COMPLETED, are sent as given.
 #[test]
 fn error_and_not_completed_replies_carry_their_flags() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("e1");
     sim.invoke("n1");
     sim.reply("e1", Reply::error(Bytes::from_static(b"{\"name\":\"Error\"}"), true).with_retry_after("30"));
@@ -109,7 +109,7 @@ fn error_and_not_completed_replies_carry_their_flags() {
 /// newest lease id the gateway handed out.
 #[test]
 fn lease_is_extended_every_interval_with_the_newest_lease_id() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     let first_lease = sim.invocations_requests()[0].lease_id.clone();
     sim.advance(secs(29));
@@ -128,7 +128,7 @@ fn lease_is_extended_every_interval_with_the_newest_lease_id() {
 /// LeaseLost and extensions stop; the reply is still sent.
 #[test]
 fn nack_loses_the_lease_stops_extending_and_still_sends_the_reply() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.extend = Extend::Nack;
     sim.invoke("r1");
     sim.advance(secs(30));
@@ -143,7 +143,7 @@ fn nack_loses_the_lease_stops_extending_and_still_sends_the_reply() {
 /// ACKs for unknown requests, and late ones carrying an older lease, are ignored.
 #[test]
 fn late_and_unknown_extend_acks_are_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.extend = Extend::Ignore;
     let conn = sim.invoke("r1");
     let old = sim.invocations_requests()[0].lease_id.clone();
@@ -159,7 +159,7 @@ fn late_and_unknown_extend_acks_are_ignored() {
 /// A NACK that arrives after the reply was acknowledged is late: no event.
 #[test]
 fn nack_after_the_request_finished_is_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.reply("r1", Reply::done("1"));
     sim.send(conn, extend_ack("r1", None));
@@ -170,7 +170,7 @@ fn nack_after_the_request_finished_is_ignored() {
 /// with the same headers as the start call and the SDKResponse as body.
 #[test]
 fn unacked_reply_is_flushed_after_the_ack_deadline() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.invoke("r1");
     sim.reply("r1", Reply::done("42"));
@@ -189,7 +189,7 @@ fn unacked_reply_is_flushed_after_the_ack_deadline() {
 /// A failing flush is retried with backoff until it succeeds.
 #[test]
 fn failing_flush_is_retried_with_backoff_until_it_succeeds() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.script.flush_status = Some(503);
     sim.invoke("r1");
@@ -205,7 +205,7 @@ fn failing_flush_is_retried_with_backoff_until_it_succeeds() {
 /// A flush call that never answers times out and is retried.
 #[test]
 fn hanging_flush_times_out_and_is_retried() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.script.flush_status = None;
     sim.invoke("r1");
@@ -224,7 +224,7 @@ fn hanging_flush_times_out_and_is_retried() {
 /// the reply is reported failed, not retried.
 #[test]
 fn flush_rejected_with_400_is_reported_not_retried() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.script.flush_status = Some(400);
     sim.invoke("r1");
@@ -242,7 +242,7 @@ fn flush_rejected_with_400_is_reported_not_retried() {
 fn reply_over_the_frame_limit_fails_only_that_request() {
     let mut c = config();
     c.limits = Limits { max_send_frame: 1024, ..Limits::default() };
-    let mut sim = Sim::new(c);
+    let mut sim = Sim::new(origin(), c);
     let conn = sim.invoke("big");
     sim.invoke("small");
     sim.reply("big", Reply::done(vec![b'x'; 4096]));
@@ -262,7 +262,7 @@ fn reply_over_the_frame_limit_fails_only_that_request() {
 /// Replies are idempotent per request id; an id never seen is a local error.
 #[test]
 fn second_reply_is_ignored_and_unknown_id_is_an_error() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     sim.reply("r1", Reply::done("1"));
     sim.reply("r1", Reply::done("2"));
@@ -277,7 +277,7 @@ fn second_reply_is_ignored_and_unknown_id_is_an_error() {
 /// nor is one that already finished.
 #[test]
 fn duplicate_delivery_is_acked_but_not_run_twice() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     let again = sim.request("r1");
     sim.send(conn, Message::GatewayExecutorRequest(Box::new(again)));
@@ -292,7 +292,7 @@ fn duplicate_delivery_is_acked_but_not_run_twice() {
 /// A duplicate delivery carries a newer lease: extensions adopt it.
 #[test]
 fn duplicate_delivery_with_a_newer_lease_is_adopted() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.extend = Extend::Ignore;
     let conn = sim.invoke("r1");
     sim.advance(secs(1));
@@ -309,7 +309,7 @@ fn duplicate_delivery_with_a_newer_lease_is_adopted() {
 fn request_over_capacity_is_not_acked() {
     let mut c = config();
     c.max_worker_concurrency = Some(2);
-    let mut sim = Sim::new(c);
+    let mut sim = Sim::new(origin(), c);
     sim.invoke("a");
     sim.invoke("b");
     sim.invoke("c");
@@ -323,7 +323,7 @@ fn request_over_capacity_is_not_acked() {
 /// A reply ACK for an unknown request is ignored; so is a second one.
 #[test]
 fn unknown_and_repeated_reply_acks_are_ignored() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.reply("r1", Reply::done("1"));
     let ack = |id: &str| Message::WorkerReplyAck(WorkerReplyAckData { request_id: id.into() });
@@ -337,7 +337,7 @@ fn unknown_and_repeated_reply_acks_are_ignored() {
 /// hears LeaseLost without any NACK, and the lease is no longer extended.
 #[test]
 fn lease_expires_locally_when_no_extension_gets_through() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.extend = Extend::Ignore;
     sim.invoke("r1");
     sim.advance(secs(119));
@@ -353,7 +353,7 @@ fn lease_expires_locally_when_no_extension_gets_through() {
 /// the in-flight request survives.
 #[test]
 fn undecodable_frame_closes_the_connection_and_reconnects() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.send_raw(conn, Bytes::from_static(&[0xff, 0xff]));
     assert_eq!(sim.closes()[0], (conn, 1007, "failed to unmarshal Protobuf".into()));
@@ -367,7 +367,7 @@ fn undecodable_frame_closes_the_connection_and_reconnects() {
 /// run, and the request already in flight survives the reconnect.
 #[test]
 fn malformed_executor_request_closes_the_connection_and_runs_nothing() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.send_raw(conn, Bytes::from_static(&[0x08, 0x03, 0x12, 0x04, 0x0a, 0x02, 0xff, 0xfe]));
     assert_eq!(sim.closes()[0], (conn, 1007, "failed to unmarshal Protobuf".into()));
@@ -380,7 +380,7 @@ fn malformed_executor_request_closes_the_connection_and_runs_nothing() {
 /// Request payload bytes reach the app without a copy.
 #[test]
 fn invocation_payload_shares_the_frame_memory() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     let req =
         GatewayExecutorRequestData { request_payload: Bytes::from(vec![b'{'; 4096]), ..sim.request("r1") };
@@ -416,7 +416,7 @@ impl Requests for Sim {
 /// goes out as an HTTP flush.
 #[test]
 fn reply_without_a_connection_is_flushed_at_the_deadline() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.script.start_status = None; // no reconnect for now
     sim.close(conn, None);
@@ -431,7 +431,7 @@ fn reply_without_a_connection_is_flushed_at_the_deadline() {
 /// ACTIVE (within the ACK deadline), not over HTTP.
 #[test]
 fn reply_made_while_reconnecting_goes_on_the_new_connection() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.close(old, None);
     sim.reply("r1", Reply::done("1"));
@@ -446,7 +446,7 @@ fn reply_made_while_reconnecting_goes_on_the_new_connection() {
 /// anywhere) and resume, with the newest lease, on the next connection.
 #[test]
 fn extensions_pause_while_disconnected_and_resume_on_reconnect() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.advance(secs(30));
     let renewed = extends(&sim).len();
@@ -471,7 +471,7 @@ fn extensions_pause_while_disconnected_and_resume_on_reconnect() {
 #[test]
 fn poll_timeout_names_the_reply_ack_and_lease_deadlines() {
     use connect_core::worker::Timer;
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.invoke("r1");
     sim.advance(secs(9));

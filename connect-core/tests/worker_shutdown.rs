@@ -11,7 +11,7 @@ use sim::*;
 /// WORKER_SHUTDOWN, Closed last.
 #[test]
 fn idle_shutdown_pauses_closes_and_ends_with_closed() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.shutdown();
     assert!(sim.sent_on(conn).contains(&Message::WorkerPause));
@@ -26,7 +26,7 @@ fn idle_shutdown_pauses_closes_and_ends_with_closed() {
 /// then sends the reply and closes once it is acknowledged.
 #[test]
 fn shutdown_waits_for_in_flight_work_while_heartbeating_and_extending() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.shutdown();
     assert_eq!(sim.state(), ConnectionState::Paused);
@@ -43,7 +43,7 @@ fn shutdown_waits_for_in_flight_work_while_heartbeating_and_extending() {
 /// Shutdown is idempotent: a second call sends nothing more.
 #[test]
 fn shutdown_twice_is_one_shutdown() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     sim.shutdown();
     let n = sim.log.len();
@@ -55,7 +55,7 @@ fn shutdown_twice_is_one_shutdown() {
 /// Requests arriving after WORKER_PAUSE are neither ACKed nor run.
 #[test]
 fn requests_after_pause_are_not_taken() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.invoke("r1");
     sim.shutdown();
     let req = sim.request("r2");
@@ -68,7 +68,7 @@ fn requests_after_pause_are_not_taken() {
 /// app hears LeaseLost, and the machine closes.
 #[test]
 fn shutdown_deadline_bounds_the_wait_for_in_flight_work() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("stuck");
     sim.shutdown();
     sim.advance(secs(59));
@@ -82,7 +82,7 @@ fn shutdown_deadline_bounds_the_wait_for_in_flight_work() {
 /// Replies not acknowledged by the gateway are flushed before the close.
 #[test]
 fn shutdown_flushes_unacked_replies() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.invoke("r1");
     sim.shutdown();
@@ -99,7 +99,7 @@ fn shutdown_flushes_unacked_replies() {
 /// reported failed: every reply ends acked, flushed or reported.
 #[test]
 fn reply_unflushable_by_the_shutdown_deadline_is_reported() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.script.flush_status = Some(500);
     sim.invoke("r1");
@@ -115,7 +115,7 @@ fn reply_unflushable_by_the_shutdown_deadline_is_reported() {
 /// Shutdown before the first connection: nothing in flight, so it closes at once.
 #[test]
 fn shutdown_while_connecting_closes_at_once() {
-    let mut sim = Sim::scripted(config(), Script { start_status: None, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: None, ..Script::default() });
     sim.shutdown();
     assert!(sim.closed());
     assert_eq!(sim.states().last(), Some(&ConnectionState::Closed));
@@ -125,7 +125,7 @@ fn shutdown_while_connecting_closes_at_once() {
 /// WORKER_PAUSE instead of WORKER_READY, keep extending, then finish.
 #[test]
 fn connection_lost_during_shutdown_reconnects_paused() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let old = sim.invoke("r1");
     sim.shutdown();
     sim.close(old, None);
@@ -140,7 +140,7 @@ fn connection_lost_during_shutdown_reconnects_paused() {
 /// Commands after Closed are local errors, not panics.
 #[test]
 fn reply_after_close_is_an_error() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     sim.shutdown();
     sim.advance(secs(60));
@@ -151,13 +151,13 @@ fn reply_after_close_is_an_error() {
 /// the in-flight lease with its newest id and accepts the reply.
 #[test]
 fn respawned_machine_keeps_extending_and_accepts_the_reply() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("r1");
     sim.advance(secs(31)); // one extension renewed the lease
     assert_eq!(sim.count_sent(is_extend), 1);
     let durable = sim.w.take_durable();
     assert_eq!(durable.in_flight_ids().collect::<Vec<_>>(), ["r1"]);
-    let mut sim2 = Sim::with_durable(config(), durable);
+    let mut sim2 = Sim::with_durable(origin(), config(), durable);
     sim2.advance(secs(6));
     assert!(sim2.count_sent(is_extend) >= 1, "the new machine extends the lease");
     assert!(sim2.invocations().is_empty(), "not handed to the app again");
@@ -169,13 +169,13 @@ fn respawned_machine_keeps_extending_and_accepts_the_reply() {
 /// connected.
 #[test]
 fn respawned_machine_resends_unacked_replies() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.invoke("r1");
     sim.reply("r1", Reply::done("1"));
     let durable = sim.w.take_durable();
     assert_eq!(durable.unacked_reply_ids().collect::<Vec<_>>(), ["r1"]);
-    let sim2 = Sim::with_durable(config(), durable);
+    let sim2 = Sim::with_durable(origin(), config(), durable);
     let conn = sim2.active_conn();
     assert!(sim2.sent_on(conn).iter().any(is_reply));
     assert!(sim2.has_event(&Event::ReplyAcked { request_id: "r1".into() }));
@@ -184,12 +184,12 @@ fn respawned_machine_resends_unacked_replies() {
 /// Respawn: a request id the old machine already had is not run again.
 #[test]
 fn respawned_machine_does_not_rerun_known_requests() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.invoke("running");
     sim.invoke("done");
     sim.reply("done", Reply::done("1"));
     let durable = sim.w.take_durable();
-    let mut sim2 = Sim::with_durable(config(), durable);
+    let mut sim2 = Sim::with_durable(origin(), config(), durable);
     sim2.invoke("running");
     sim2.invoke("done");
     sim2.invoke("new");
@@ -199,12 +199,13 @@ fn respawned_machine_does_not_rerun_known_requests() {
 /// Respawn with no connection up: the unacked reply is flushed at its deadline.
 #[test]
 fn respawned_machine_flushes_when_it_cannot_connect() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     sim.script.ack_replies = false;
     sim.invoke("r1");
     sim.reply("r1", Reply::done("1"));
     let durable = sim.w.take_durable();
-    let mut sim2 = Sim::build(config(), durable, Script { start_status: Some(503), ..Script::default() });
+    let mut sim2 =
+        Sim::build(origin(), config(), durable, Script { start_status: Some(503), ..Script::default() });
     sim2.advance(secs(5));
     assert_eq!(sim2.flushed.len(), 1);
     assert_eq!(sim2.flushed[0].request_id, "r1");

@@ -26,7 +26,7 @@ fn first_output_is_the_start_call_with_hashed_key_and_env() {
     c.signing_key = Some(key("aa"));
     c.env = Some("branch-1".into());
     c.api_base_url = "http://api.test/".into();
-    let sim = Sim::scripted(c, Script { start_status: None, ..Script::default() });
+    let sim = Sim::scripted(origin(), c, Script { start_status: None, ..Script::default() });
     let calls = sim.start_calls();
     assert_eq!(calls.len(), 1);
     let req = &calls[0].1;
@@ -41,7 +41,7 @@ fn first_output_is_the_start_call_with_hashed_key_and_env() {
 /// Dev mode: no key means no Authorization header at all.
 #[test]
 fn dev_mode_start_call_has_no_authorization_header() {
-    let sim = Sim::scripted(config(), Script { start_status: None, ..Script::default() });
+    let sim = Sim::scripted(origin(), config(), Script { start_status: None, ..Script::default() });
     assert_eq!(header(&sim.start_calls()[0].1.headers, "authorization"), None);
 }
 
@@ -57,7 +57,7 @@ fn handshake_sends_worker_connect_with_every_field_then_worker_ready() {
     c.system_attributes.mem_bytes = 1 << 30;
     c.system_attributes.os = "linux".into();
     c.apps[0].app_version = Some("v9".into());
-    let sim = Sim::new(c);
+    let sim = Sim::new(origin(), c);
     let conn = sim.active_conn();
     assert_eq!(sim.dials()[0].2, "ws://gw-1/v0/connect");
     let sent = sim.sent_on(conn);
@@ -93,7 +93,7 @@ fn handshake_sends_worker_connect_with_every_field_then_worker_ready() {
 fn automatic_readiness_sends_no_worker_ready() {
     let mut c = config();
     c.manual_readiness_ack = false;
-    let sim = Sim::new(c);
+    let sim = Sim::new(origin(), c);
     assert_eq!(sim.count_sent(|m| *m == Message::WorkerReady), 0);
     assert_eq!(sim.state(), ConnectionState::Active);
 }
@@ -103,7 +103,7 @@ fn automatic_readiness_sends_no_worker_ready() {
 fn gateway_url_override_is_dialed_instead_of_the_endpoint() {
     let mut c = config();
     c.gateway_url_override = Some("ws://127.0.0.1:9999/v0/connect".into());
-    let sim = Sim::new(c);
+    let sim = Sim::new(origin(), c);
     assert_eq!(sim.dials()[0].2, "ws://127.0.0.1:9999/v0/connect");
 }
 
@@ -114,7 +114,7 @@ fn unauthorized_switches_to_the_fallback_key_then_is_fatal() {
     let mut c = config();
     c.signing_key = Some(key("aa"));
     c.signing_key_fallback = Some(key("bb"));
-    let mut sim = Sim::scripted(c, Script { start_status: Some(401), ..Script::default() });
+    let mut sim = Sim::scripted(origin(), c, Script { start_status: Some(401), ..Script::default() });
     let calls = sim.start_calls();
     assert_eq!(calls.len(), 2);
     assert_eq!(header(&calls[0].1.headers, "authorization"), Some(key("aa").hashed().bearer().as_str()));
@@ -133,7 +133,7 @@ fn fallback_key_that_works_is_kept_for_later_start_calls() {
     let mut c = config();
     c.signing_key = Some(key("aa"));
     c.signing_key_fallback = Some(key("bb"));
-    let mut sim = Sim::scripted(c, Script { start_status: None, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), c, Script { start_status: None, ..Script::default() });
     let (id, req) = sim.pending_http.pop_front().expect("start");
     sim.answer_http(id, &req, 401);
     sim.pump();
@@ -152,7 +152,7 @@ fn fallback_key_that_works_is_kept_for_later_start_calls() {
 /// 429 (connection limit) is retried with backoff, not fatal.
 #[test]
 fn too_many_connections_429_is_retried_with_backoff() {
-    let mut sim = Sim::scripted(config(), Script { start_status: Some(429), ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: Some(429), ..Script::default() });
     sim.advance(secs(30));
     let calls = sim.start_calls();
     assert!(calls.len() >= 3, "{} calls", calls.len());
@@ -166,7 +166,7 @@ fn too_many_connections_429_is_retried_with_backoff() {
 /// A 500 is retried; so is a transport error.
 #[test]
 fn server_error_and_transport_failure_are_retried() {
-    let mut sim = Sim::scripted(config(), Script { start_status: None, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: None, ..Script::default() });
     sim.answer_pending_http(Ok(HttpResponse { status: 503, body: Bytes::new() }));
     assert_eq!(sim.w.poll_timeout().map(|(_, t)| t), Some(Timer::Backoff));
     sim.run_until(secs(10), |s| !s.pending_http.is_empty());
@@ -179,7 +179,7 @@ fn server_error_and_transport_failure_are_retried() {
 /// A 200 whose body is not a StartResponse is a failed attempt, retried.
 #[test]
 fn garbage_start_body_is_retried() {
-    let mut sim = Sim::scripted(config(), Script { start_status: None, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: None, ..Script::default() });
     sim.answer_pending_http(Ok(HttpResponse { status: 200, body: Bytes::from_static(&[0xff, 0xff, 0xff]) }));
     assert!(sim.w.last_error().is_some_and(|e| e.contains("unreadable")));
     sim.script.start_status = Some(200);
@@ -190,7 +190,7 @@ fn garbage_start_body_is_retried() {
 /// the late answer is ignored.
 #[test]
 fn start_call_timeout_retries_and_ignores_the_late_answer() {
-    let mut sim = Sim::scripted(config(), Script { start_status: None, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { start_status: None, ..Script::default() });
     sim.advance(secs(10));
     assert_eq!(sim.w.last_error(), Some("start call timed out"));
     let (late_id, late_req) = sim.pending_http.pop_front().expect("first call");
@@ -204,7 +204,7 @@ fn start_call_timeout_retries_and_ignores_the_late_answer() {
 /// A dial that never completes times out; the next attempt works.
 #[test]
 fn websocket_connect_timeout_retries() {
-    let mut sim = Sim::scripted(config(), Script { accept_dials: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { accept_dials: false, ..Script::default() });
     let first = sim.pending_dials[0];
     sim.advance(secs(10));
     assert!(sim.closes().iter().any(|(c, _, _)| *c == first), "the stale dial is closed");
@@ -215,7 +215,7 @@ fn websocket_connect_timeout_retries() {
 /// No HELLO within the hello deadline: close and retry.
 #[test]
 fn missing_hello_times_out_and_retries() {
-    let mut sim = Sim::scripted(config(), Script { send_hello: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_hello: false, ..Script::default() });
     let conn = sim.open[0];
     sim.advance(secs(5));
     assert_eq!(sim.closes()[0], (conn, 4001, "UNEXPECTED".into()));
@@ -226,7 +226,7 @@ fn missing_hello_times_out_and_retries() {
 /// No READY within the (20 s) ready deadline: close and retry.
 #[test]
 fn missing_ready_times_out_after_twenty_seconds() {
-    let mut sim = Sim::scripted(config(), Script { send_ready: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_ready: false, ..Script::default() });
     let conn = sim.open[0];
     sim.advance(secs(19));
     assert!(sim.closes().is_empty());
@@ -243,7 +243,7 @@ fn empty_ready_intervals_use_defaults() {
         extend_lease_interval: "0s".into(),
         ..Default::default()
     };
-    let mut sim = Sim::scripted(config(), Script { ready, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { ready, ..Script::default() });
     sim.advance(secs(9));
     assert_eq!(sim.count_sent(is_heartbeat), 0);
     sim.advance(secs(1));
@@ -258,7 +258,7 @@ fn ready_intervals_in_go_syntax_are_parsed() {
         extend_lease_interval: "500ms".into(),
         ..Default::default()
     };
-    let mut sim = Sim::scripted(config(), Script { ready, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { ready, ..Script::default() });
     sim.advance(secs(59));
     assert_eq!(sim.count_sent(is_heartbeat), 0);
     sim.advance(secs(1));
@@ -268,7 +268,7 @@ fn ready_intervals_in_go_syntax_are_parsed() {
 /// SYNC_FAILED during the handshake is fatal: the config was rejected.
 #[test]
 fn sync_failed_is_fatal() {
-    let mut sim = Sim::scripted(config(), Script { send_ready: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_ready: false, ..Script::default() });
     let conn = sim.open[0];
     sim.send(conn, sync_failed("invalid_function"));
     assert!(sim.has_event(&Event::Fatal(FatalError::SyncRejected {
@@ -281,7 +281,7 @@ fn sync_failed_is_fatal() {
 /// A 1008 close naming a config problem is fatal; an authentication failure is not.
 #[test]
 fn config_rejection_close_is_fatal_but_auth_failure_reconnects() {
-    let mut sim = Sim::scripted(config(), Script { send_ready: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_ready: false, ..Script::default() });
     let conn = sim.open[0];
     sim.close(conn, Some((1008, "connect_authentication_failed")));
     assert_eq!(sim.state(), ConnectionState::Connecting);
@@ -295,7 +295,7 @@ fn config_rejection_close_is_fatal_but_auth_failure_reconnects() {
 /// An unexpected message instead of HELLO fails the handshake.
 #[test]
 fn wrong_first_message_fails_the_handshake() {
-    let mut sim = Sim::scripted(config(), Script { send_hello: false, ..Script::default() });
+    let mut sim = Sim::scripted(origin(), config(), Script { send_hello: false, ..Script::default() });
     let conn = sim.open[0];
     sim.send(conn, Message::GatewayHeartbeat);
     assert_eq!(sim.closes()[0], (conn, 4001, "UNEXPECTED".into()));
@@ -322,7 +322,7 @@ fn invalid_config_is_refused_by_new() {
 /// The body of a start call after a drain names the excluded group.
 #[test]
 fn start_request_body_lists_excluded_gateways() {
-    let mut sim = Sim::new(config());
+    let mut sim = Sim::new(origin(), config());
     let conn = sim.active_conn();
     sim.send(conn, Message::GatewayClosing);
     assert_eq!(sim.start_bodies.last(), Some(&StartRequest { exclude_gateways: vec!["gw-1".into()] }));
@@ -333,7 +333,7 @@ fn start_request_body_lists_excluded_gateways() {
 /// seed, so a replay makes the same id.
 #[test]
 fn connection_id_is_the_start_responses_or_a_seeded_ulid() {
-    let sim = Sim::new(config());
+    let sim = Sim::new(origin(), config());
     let Some(Event::Ready { connection_id, .. }) =
         sim.events().into_iter().find(|e| matches!(e, Event::Ready { .. }))
     else {
@@ -344,7 +344,7 @@ fn connection_id_is_the_start_responses_or_a_seeded_ulid() {
     let made = |seed| {
         let mut c = config();
         c.seed = seed;
-        let mut sim = Sim::scripted(c, Script { start_status: None, ..Script::default() });
+        let mut sim = Sim::scripted(origin(), c, Script { start_status: None, ..Script::default() });
         sim.advance(secs(3));
         let body = connect_core::wire::encode_body(&connect_core::wire::StartResponse {
             connection_id: "not-a-ulid".into(),

@@ -9,6 +9,8 @@
 //! runs past every lease, and no request may still be counted in flight: all
 //! work is either finished or waiting in the queue.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 use super::Reader;
@@ -72,8 +74,8 @@ pub struct Model {
 }
 
 /// Run `ops` on a fresh gateway (seeded), checking the invariants after every step and at the end.
-pub fn run(seed: u64, ops: &[Op]) {
-    let mut m = Model::new(seed);
+pub fn run(origin: Instant, seed: u64, ops: &[Op]) {
+    let mut m = Model::new(origin, seed);
     for op in ops {
         m.apply(op);
         m.check();
@@ -82,21 +84,21 @@ pub fn run(seed: u64, ops: &[Op]) {
 }
 
 /// The fuzz target body: 8 bytes of seed, then operations.
-pub fn run_bytes(data: &[u8]) {
+pub fn run_bytes(origin: Instant, data: &[u8]) {
     let mut r = Reader::new(data);
     let seed = r.u64();
     let mut ops = Vec::new();
     while !r.is_empty() && ops.len() < 256 {
         ops.push(Op::decode(&mut r));
     }
-    run(seed, &ops);
+    run(origin, seed, &ops);
 }
 
 impl Model {
-    pub fn new(seed: u64) -> Model {
+    pub fn new(origin: Instant, seed: u64) -> Model {
         let config = GatewayConfig { seed, heartbeat_interval: secs(10), ..config() };
         Model {
-            sim: Sim::new(config),
+            sim: Sim::new(origin, config),
             socks: Vec::new(),
             requests: Vec::new(),
             events: Vec::new(),

@@ -51,12 +51,13 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(gateway: GatewayConfig) -> Sim {
-        Sim::with(gateway, ExecutorConfig { seed: 7, ..ExecutorConfig::default() })
+    /// A gateway whose simulated time starts at `origin`.
+    pub fn new(origin: Instant, gateway: GatewayConfig) -> Sim {
+        Sim::with(origin, gateway, ExecutorConfig { seed: 7, ..ExecutorConfig::default() })
     }
 
-    pub fn with(gateway: GatewayConfig, executor: ExecutorConfig) -> Sim {
-        let base = Instant::now();
+    pub fn with(origin: Instant, gateway: GatewayConfig, executor: ExecutorConfig) -> Sim {
+        let base = origin;
         let mut sim = Sim {
             server: Server::new(gateway, executor, base, wall_base()),
             now: base,

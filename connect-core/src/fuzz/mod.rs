@@ -12,8 +12,10 @@
 //! - [`gateway_ops`]: a sequence of operations against the gateway machine and
 //!   executor ([`gateway_model`]), with its invariants after every step.
 //!
-//! The harnesses take one `Instant::now()` as the simulation's base instant;
-//! nothing else here (and nothing in the machines) reads a clock.
+//! Nothing here (and nothing in the machines) reads a clock: every harness
+//! takes its simulation's origin, an `Instant` from its caller (a test, or a
+//! fuzz target in `fuzz/fuzz_targets/`), and advances from there by simulated
+//! durations only.
 #![allow(missing_debug_implementations)]
 
 pub mod gateway_model;
@@ -23,24 +25,33 @@ pub mod worker_sim;
 
 mod frame;
 
+use std::time::Instant;
+
 pub use frame::frame;
 
-/// The `worker_ops` target: decode operations from `data` and run the worker model.
-pub fn worker_ops(data: &[u8]) {
-    worker_model::run_bytes(data)
+/// The `worker_ops` target: decode operations from `data` and run the worker
+/// model, its simulated time starting at `origin`.
+pub fn worker_ops(origin: Instant, data: &[u8]) {
+    worker_model::run_bytes(origin, data)
 }
 
-/// The `gateway_ops` target: decode operations from `data` and run the gateway model.
-pub fn gateway_ops(data: &[u8]) {
-    gateway_model::run_bytes(data)
+/// The `gateway_ops` target: decode operations from `data` and run the
+/// gateway model, its simulated time starting at `origin`.
+pub fn gateway_ops(origin: Instant, data: &[u8]) {
+    gateway_model::run_bytes(origin, data)
 }
 
-/// A fuzz target's body.
-pub type Target = fn(&[u8]);
+/// A fuzz target's body: the simulation's origin, then the fuzz input.
+pub type Target = fn(Instant, &[u8]);
+
+/// The `frame` target as a [`Target`] (it has no simulated time).
+fn frame_target(_origin: Instant, data: &[u8]) {
+    frame(data)
+}
 
 /// Every fuzz target by name, as `fuzz/fuzz_targets/*.rs` and the corpus directories name them.
 pub const TARGETS: [(&str, Target); 3] =
-    [("frame", frame), ("worker_ops", worker_ops), ("gateway_ops", gateway_ops)];
+    [("frame", frame_target), ("worker_ops", worker_ops), ("gateway_ops", gateway_ops)];
 
 /// Reads fuzz bytes as numbers; past the end every read is zero, so any input decodes.
 #[derive(Debug)]

@@ -18,7 +18,7 @@
 //! - every reply ends acked, flushed or reported, and none is reported twice.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -139,8 +139,8 @@ impl std::fmt::Debug for Model {
 
 /// Run `ops` from a fresh worker (seeded, with an optional concurrency limit),
 /// checking the invariants after every step and at a final shutdown.
-pub fn run(seed: u64, max: Option<u32>, ops: &[Op]) {
-    let mut m = Model::new(seed, max);
+pub fn run(origin: Instant, seed: u64, max: Option<u32>, ops: &[Op]) {
+    let mut m = Model::new(origin, seed, max);
     for op in ops {
         m.apply(op);
         m.check();
@@ -149,7 +149,7 @@ pub fn run(seed: u64, max: Option<u32>, ops: &[Op]) {
 }
 
 /// The fuzz target body: 8 bytes of seed, one for the limit, then operations.
-pub fn run_bytes(data: &[u8]) {
+pub fn run_bytes(origin: Instant, data: &[u8]) {
     let mut r = Reader::new(data);
     let seed = r.u64();
     let max = match r.u8() % 5 {
@@ -160,16 +160,16 @@ pub fn run_bytes(data: &[u8]) {
     while !r.is_empty() && ops.len() < 256 {
         ops.push(Op::decode(&mut r));
     }
-    run(seed, max, &ops);
+    run(origin, seed, max, &ops);
 }
 
 impl Model {
-    pub fn new(seed: u64, max: Option<u32>) -> Model {
+    pub fn new(origin: Instant, seed: u64, max: Option<u32>) -> Model {
         let mut c = config();
         c.seed = seed;
         c.max_worker_concurrency = max;
         Model {
-            sim: Sim::new(c),
+            sim: Sim::new(origin, c),
             seed,
             max,
             drained: HashMap::new(),

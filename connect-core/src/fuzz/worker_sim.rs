@@ -151,17 +151,18 @@ pub struct Sim {
 }
 
 impl Sim {
-    pub fn new(config: WorkerConfig) -> Sim {
-        Sim::with_durable(config, Durable::default())
+    /// A worker whose simulated time starts at `origin`.
+    pub fn new(origin: Instant, config: WorkerConfig) -> Sim {
+        Sim::with_durable(origin, config, Durable::default())
     }
 
-    pub fn with_durable(config: WorkerConfig, durable: Durable) -> Sim {
-        Sim::build(config, durable, Script::default())
+    pub fn with_durable(origin: Instant, config: WorkerConfig, durable: Durable) -> Sim {
+        Sim::build(origin, config, durable, Script::default())
     }
 
     /// A sim from a durable state and a script set before the first output is handled.
-    pub fn build(config: WorkerConfig, durable: Durable, script: Script) -> Sim {
-        let base = Instant::now();
+    pub fn build(origin: Instant, config: WorkerConfig, durable: Durable, script: Script) -> Sim {
+        let base = origin;
         let w = Worker::new(config, durable, base).expect("valid config");
         Sim::wrap(w, base, base, script)
     }
@@ -208,8 +209,8 @@ impl Sim {
     }
 
     /// A sim whose script is set before the first output is handled.
-    pub fn scripted(config: WorkerConfig, script: Script) -> Sim {
-        let base = Instant::now();
+    pub fn scripted(origin: Instant, config: WorkerConfig, script: Script) -> Sim {
+        let base = origin;
         let w = Worker::new(config, Durable::default(), base).expect("valid config");
         Sim::wrap(w, base, base, script)
     }

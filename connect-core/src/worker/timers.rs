@@ -28,14 +28,16 @@ const COMPACT_MIN: usize = 1024;
 
 /// One queued deadline: due time, then sequence number (ties keep
 /// scheduling order, so a replay is exact), then the slot.
-type Item = (Instant, u64, usize);
+type Item<T> = (T, u64, usize);
 
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TimerQueue {
+/// Generic over the time type so that its tests can use plain numbers
+/// (the machine uses `Instant`; nothing here reads a clock).
+#[derive(Clone, Debug)]
+pub(crate) struct TimerQueue<T = Instant> {
     /// Deadlines each no earlier than the one before: sorted.
-    fifo: VecDeque<Item>,
+    fifo: VecDeque<Item<T>>,
     /// The others.
-    heap: BinaryHeap<Reverse<Item>>,
+    heap: BinaryHeap<Reverse<Item<T>>>,
     /// For each slot, the sequence number of its live entry (0: none).
     live: Vec<u64>,
     /// Queued entries that are no longer live.
@@ -43,9 +45,15 @@ pub(crate) struct TimerQueue {
     seq: u64,
 }
 
-impl TimerQueue {
+impl<T> Default for TimerQueue<T> {
+    fn default() -> Self {
+        TimerQueue { fifo: VecDeque::new(), heap: BinaryHeap::new(), live: Vec::new(), stale: 0, seq: 0 }
+    }
+}
+
+impl<T: Ord + Copy> TimerQueue<T> {
     /// Set `slot`'s deadline to `at`, replacing any it had.
-    pub(crate) fn schedule(&mut self, slot: usize, at: Instant) {
+    pub(crate) fn schedule(&mut self, slot: usize, at: T) {
         let replaced = self.forget(slot);
         if self.live.len() <= slot {
             self.live.resize(slot + 1, 0);
@@ -71,12 +79,12 @@ impl TimerQueue {
     }
 
     /// The next deadline and its slot.
-    pub(crate) fn first(&self) -> Option<(Instant, usize)> {
+    pub(crate) fn first(&self) -> Option<(T, usize)> {
         self.earliest().map(|(at, _, slot)| (at, slot))
     }
 
     /// Take the earliest deadline if it is due at `now`; returns its slot.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<usize> {
+    pub(crate) fn pop_due(&mut self, now: T) -> Option<usize> {
         let (at, seq, slot) = self.earliest()?;
         if at > now {
             return None;
@@ -104,7 +112,7 @@ impl TimerQueue {
         self.fifo.len() + self.heap.len()
     }
 
-    fn earliest(&self) -> Option<Item> {
+    fn earliest(&self) -> Option<Item<T>> {
         match (self.fifo.front(), self.heap.peek()) {
             (Some(f), Some(Reverse(h))) => Some(*f.min(h)),
             (Some(f), None) => Some(*f),
@@ -125,7 +133,7 @@ impl TimerQueue {
         }
     }
 
-    fn is_live(live: &[u64], (_, seq, slot): &Item) -> bool {
+    fn is_live(live: &[u64], (_, seq, slot): &Item<T>) -> bool {
         live.get(*slot) == Some(seq)
     }
 
@@ -161,12 +169,13 @@ impl TimerQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    /// Test time: milliseconds since an arbitrary origin.
+    type Ms = u64;
 
     #[test]
     fn deadlines_come_out_in_order_and_cancelled_ones_never() {
-        let t0 = Instant::now();
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let at = |s: u64| -> Ms { s * 1000 };
         let mut q = TimerQueue::default();
         q.schedule(0, at(5));
         q.schedule(1, at(3));
@@ -192,17 +201,16 @@ mod tests {
     /// and ticks, against a plain map of live deadlines.
     #[test]
     fn agrees_with_a_map_of_live_deadlines() {
-        let t0 = Instant::now();
         let mut rng = fastrand::Rng::with_seed(7);
         let mut q = TimerQueue::default();
-        let mut model: std::collections::BTreeMap<usize, (Instant, u64)> = Default::default();
-        let (mut now, mut seq) = (t0, 0u64);
+        let mut model: std::collections::BTreeMap<usize, (Ms, u64)> = Default::default();
+        let (mut now, mut seq): (Ms, u64) = (1_000_000, 0);
         for _ in 0..200_000 {
             let slot = rng.usize(..64);
             match rng.u8(..10) {
                 0..=4 => {
                     let ahead = if rng.u8(..8) == 0 { rng.u64(..30_000) } else { 30_000 };
-                    let at = now + Duration::from_millis(ahead);
+                    let at = now + ahead;
                     seq += 1;
                     q.schedule(slot, at);
                     model.insert(slot, (at, seq));
@@ -212,7 +220,7 @@ mod tests {
                     model.remove(&slot);
                 }
                 _ => {
-                    now += Duration::from_millis(rng.u64(..2_000));
+                    now += rng.u64(..2_000);
                     loop {
                         let want = model.iter().min_by_key(|(_, v)| **v).map(|(k, v)| (v.0, *k));
                         assert_eq!(q.first(), want);
@@ -232,14 +240,14 @@ mod tests {
 
     #[test]
     fn stale_entries_stay_bounded() {
-        let t0 = Instant::now();
+        let t0: Ms = 0;
         let mut q = TimerQueue::default();
         // One live deadline far away, and many short-lived ones cancelled
         // without ever reaching the top.
         q.schedule(0, t0);
         for i in 0..100_000u64 {
             let slot = 1 + (i % 16) as usize;
-            q.schedule(slot, t0 + Duration::from_secs(60 + i));
+            q.schedule(slot, t0 + (60 + i) * 1000);
             q.cancel(slot);
         }
         assert!(q.queued() <= 2 * COMPACT_MIN + 2, "{} queued", q.queued());
