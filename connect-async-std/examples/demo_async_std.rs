@@ -3,8 +3,8 @@
 //! saturating every executor thread while heartbeats stay on time.
 //!
 //! ```sh
-//! cargo run --release -p connect-async-std --example demo           # handlers on async-std
-//! cargo run --release -p connect-async-std --example demo -- --smol # handlers on a smol executor
+//! cargo run --release -p connect-async-std --example demo_async_std           # handlers on async-std
+//! cargo run --release -p connect-async-std --example demo_async_std -- --smol # handlers on a smol executor
 //! ```
 //!
 //! The load, progress and summary line are connect-demo's, shared by every

@@ -3,7 +3,7 @@
 //! heartbeats stay on time.
 //!
 //! ```sh
-//! cargo run --release -p connect-blocking --example demo
+//! cargo run --release -p connect-blocking --example demo_blocking
 //! ```
 //!
 //! The load, progress and summary line are connect-demo's, shared by every
