@@ -6,11 +6,14 @@
 //! Needs Node 20 and npm. Without them the test is skipped with a message,
 //! except under `CI=true`, where it fails.
 
-use std::io::{BufRead, BufReader};
+mod external;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use external::{Killed, forward_lines, have, in_ci, wait_bounded};
 
 use connect_dev::{DevConfig, DevServer, RunStatus};
 use serde_json::json;
@@ -21,20 +24,10 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js")
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Node and the pinned SDK, or `None` (skip) when they cannot be had outside CI.
 fn node_ready() -> Option<()> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     if !have("node") || !have("npm") {
-        assert!(!ci, "CI=true but node/npm are missing: the JS interop test cannot run");
+        assert!(!in_ci(), "CI=true but node/npm are missing: the JS interop test cannot run");
         eprintln!("SKIPPED js_interop: node and npm are not installed");
         return None;
     }
@@ -50,29 +43,7 @@ fn node_ready() -> Option<()> {
     Some(())
 }
 
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    None
-}
-
-/// Kills node when the test ends, however it ends.
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_worker(dev: &DevServer, signing_key: Option<&str>) -> (Node, mpsc::Receiver<String>) {
+fn spawn_worker(dev: &DevServer, signing_key: Option<&str>) -> (Killed, mpsc::Receiver<String>) {
     let mut command = Command::new("node");
     match signing_key {
         Some(key) => command.env("SIGNING_KEY", key),
@@ -90,15 +61,8 @@ fn spawn_worker(dev: &DevServer, signing_key: Option<&str>) -> (Node, mpsc::Rece
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn node");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("[node] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    (Node(child), rx)
+    let lines = forward_lines(child.stdout.take().expect("stdout"), "node");
+    (Killed(child), lines)
 }
 
 #[test]

@@ -7,10 +7,13 @@
 //! first use. Without `python3` (with `venv`) the test is skipped with a
 //! message, except under `CI=true`, where it fails.
 
-use std::io::{BufRead, BufReader};
+mod external;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use external::{Killed, forward_lines, in_ci, wait_bounded};
 
 use connect_dev::{DevConfig, DevServer, RunStatus};
 use serde_json::json;
@@ -23,7 +26,6 @@ fn py_dir() -> PathBuf {
 
 /// The virtualenv's python with the pinned SDK, or `None` (skip) when Python cannot be had outside CI.
 fn python() -> Option<PathBuf> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-interop-venv");
     let python = venv.join("bin/python");
     let marker = venv.join("installed-requirements.txt");
@@ -33,7 +35,7 @@ fn python() -> Option<PathBuf> {
     }
     let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
     if !made.is_ok_and(|s| s.success()) {
-        assert!(!ci, "CI=true but `python3 -m venv` failed: the Python interop test cannot run");
+        assert!(!in_ci(), "CI=true but `python3 -m venv` failed: the Python interop test cannot run");
         eprintln!("SKIPPED py_interop: python3 with venv is not available");
         return None;
     }
@@ -46,28 +48,6 @@ fn python() -> Option<PathBuf> {
     assert!(status.success(), "pip install of tests/py/requirements.txt failed");
     std::fs::write(&marker, wanted).expect("marker");
     Some(python)
-}
-
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    None
-}
-
-/// Kills the worker when the test ends, however it ends.
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -85,13 +65,8 @@ fn the_inngest_python_sdk_runs_functions_through_connect_dev() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn the Python worker");
-    let stdout = child.stdout.take().expect("stdout");
-    let _worker = Worker(child);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("[python] {line}");
-        }
-    });
+    let _lines = forward_lines(child.stdout.take().expect("stdout"), "python");
+    let _worker = Killed(child);
     dev.wait_for_function("py-interop-hello", T).expect("the Python app registered its functions");
     assert_eq!(dev.connections().expect("connections")[0].sdk, "py:0.5.19");
 
