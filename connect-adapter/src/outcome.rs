@@ -2,7 +2,7 @@
 //!
 //! `Ok(value)` is DONE with the value as JSON. An error is ERROR with a JSON
 //! body `{"name","message"}` (what Inngest's executor extracts), `no_retry`
-//! when the handler said so, and `retry_after` in whole seconds.
+//! when the handler said so, and `retry_after` in whole seconds (rounded up).
 
 use std::time::Duration;
 
@@ -77,7 +77,9 @@ pub fn reply_for(result: &HandlerResult) -> Reply {
             let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
             let mut reply = Reply::error(body, matches!(e.retry, Retry::Never));
             if let Retry::After(d) = e.retry {
-                reply.retry_after = Some(d.as_secs().max(1).to_string());
+                // Whole seconds on the wire, rounded up: "no sooner than" must hold.
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                reply.retry_after = Some(secs.max(1).to_string());
             }
             reply
         }
@@ -116,8 +118,11 @@ mod tests {
         assert_eq!(body["name"], "NonRetriableError");
         assert_eq!(body["message"], "bad input");
         let r = reply_for(&Err(HandlerError::retry_after("slow down", Duration::from_millis(2500))));
-        assert_eq!(r.retry_after.as_deref(), Some("2"));
+        assert_eq!(r.retry_after.as_deref(), Some("3"), "rounded up, never sooner than asked");
         assert!(!r.no_retry);
+        let whole = |d| reply_for(&Err(HandlerError::retry_after("x", d))).retry_after;
+        assert_eq!(whole(Duration::from_secs(2)).as_deref(), Some("2"));
+        assert_eq!(whole(Duration::ZERO).as_deref(), Some("1"), "at least a second");
     }
 
     #[test]
