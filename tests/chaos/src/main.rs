@@ -5,7 +5,8 @@
 //! connect-chaos flatness [--reconnects 1000] [--warmup 20] [--adapters tokio,blocking,async-std]
 //! ```
 //!
-//! Each prints a report and exits 1 when its verdict is a failure.
+//! Each prints a report and exits 1 when its verdict is a failure. `RUST_LOG` (unset by
+//! default) logs the workers' records to stderr, e.g. `RUST_LOG=connect_blocking=debug`.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,10 @@ const USAGE: &str = "usage: connect-chaos soak [--runs N] [--adapters tokio,bloc
                      connect-chaos flatness [--reconnects N] [--warmup N] [--adapters tokio,blocking,async-std]";
 
 fn main() -> ExitCode {
+    // RUST_LOG=connect_blocking=debug (for example) shows the workers' log records on stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
