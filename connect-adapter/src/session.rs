@@ -330,6 +330,9 @@ impl<H> Session<H> {
                 }
             }
             Event::ReplyAcked { request_id } => tracing::trace!(%request_id, "reply acked"),
+            Event::ReplyReplaced { request_id, error } => {
+                tracing::error!(%request_id, "the run fails with a non-retriable error instead: {error}");
+            }
             Event::ReplyFailed { request_id, error } => {
                 tracing::error!(%request_id, "reply could not be delivered: {error}");
             }

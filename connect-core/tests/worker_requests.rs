@@ -8,7 +8,7 @@ use connect_core::wire::{
     ExecutorRequest, GatewayExecutorRequestData, Limits, Message, SdkResponseStatus, WorkerReplyAckData,
     WorkerRequestExtendLeaseAckData,
 };
-use connect_core::worker::{CommandError, Event, HttpResponse, Reply};
+use connect_core::worker::{CommandError, Event, HttpResponse, OUTPUT_TOO_LARGE, Reply};
 use sim::*;
 
 fn extend_ack(req: &str, lease: Option<String>) -> Message {
@@ -236,10 +236,13 @@ fn flush_rejected_with_400_is_reported_not_retried() {
     assert_eq!(sim.http_calls().iter().filter(|(_, r)| r.url.ends_with("/flush")).count(), 1);
 }
 
-/// A reply too large for the gateway fails that request only; the
-/// connection stays up and other requests go on.
+/// A reply too large for the gateway (its frame limit is 8 MiB) would be
+/// refused there, and the run would fail only at lease expiry, blaming the
+/// worker. Instead a small non-retriable error naming the size goes in its
+/// place, settled like any reply; the connection stays up and other
+/// requests go on.
 #[test]
-fn reply_over_the_frame_limit_fails_only_that_request() {
+fn a_reply_over_the_frame_limit_is_replaced_by_a_non_retriable_error() {
     let mut c = config();
     c.limits = Limits { max_send_frame: 1024, ..Limits::default() };
     let mut sim = Sim::new(origin(), c);
@@ -247,16 +250,74 @@ fn reply_over_the_frame_limit_fails_only_that_request() {
     sim.invoke("small");
     sim.reply("big", Reply::done(vec![b'x'; 4096]));
     sim.reply("small", Reply::done("1"));
+
+    let replies: Vec<_> = sim
+        .sent_on(conn)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::WorkerReply(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 2);
+    let big = replies.iter().find(|r| r.request_id == "big").expect("a reply for the big one");
+    assert_eq!(big.status, SdkResponseStatus::Error as i32);
+    assert!(big.no_retry, "the same output would be too large again");
+    let body: serde_json::Value = serde_json::from_slice(&big.body).expect("an SDK error body");
+    assert_eq!(body["name"], OUTPUT_TOO_LARGE);
+    let message = body["message"].as_str().expect("a message");
+    assert!(message.starts_with("output too large: "), "{message}");
+    assert!(message.contains("4096 bytes of output") && message.contains("1024-byte limit"), "{message}");
+    assert_eq!(&big.system_trace_ctx[..], b"{\"traceparent\":\"00-abc-def-01\"}", "echoed as ever");
+
+    assert!(sim.events().iter().any(
+        |e| matches!(e, Event::ReplyReplaced { request_id, error } if request_id == "big" && error == message)
+    ));
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "big".into() }));
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "small".into() }));
+    assert!(!sim.events().iter().any(|e| matches!(e, Event::ReplyFailed { .. })));
+    assert_eq!(sim.w.writable_conn(), Some(conn));
+    assert!(sim.closes().is_empty());
+    sim.advance(secs(60));
+    assert_eq!(sim.count_sent(is_reply), 2, "nothing is queued again");
+}
+
+/// The error reply that replaces a too-large one is kept until acked like
+/// any reply: without an ack it is flushed over HTTP, small as it is.
+#[test]
+fn a_replaced_reply_is_flushed_when_unacked() {
+    let mut c = config();
+    c.limits = Limits { max_send_frame: 1024, ..Limits::default() };
+    let mut sim = Sim::new(origin(), c);
+    sim.script.ack_replies = false;
+    sim.invoke("big");
+    sim.reply("big", Reply::done(vec![b'x'; 4096]));
+    sim.advance(secs(5));
+    assert_eq!(sim.flushed.len(), 1);
+    assert_eq!(sim.flushed[0].request_id, "big");
+    assert!(sim.flushed[0].no_retry);
+    assert!(String::from_utf8_lossy(&sim.flushed[0].body).contains("output too large"));
+    assert!(sim.has_event(&Event::ReplyAcked { request_id: "big".into() }));
+}
+
+/// When even the error reply cannot fit (the request's own fields, echoed
+/// in every reply, are over the limit), the reply fails locally, once.
+#[test]
+fn a_reply_that_cannot_fit_even_as_an_error_fails_only_that_request() {
+    let mut c = config();
+    c.limits = Limits { max_send_frame: 64, ..Limits::default() };
+    let mut sim = Sim::new(origin(), c);
+    let conn = sim.invoke("big");
+    sim.reply("big", Reply::done(vec![b'x'; 4096]));
     assert!(
         sim.events()
             .iter()
             .any(|e| matches!(e, Event::ReplyFailed { request_id, .. } if request_id == "big"))
     );
-    assert!(sim.has_event(&Event::ReplyAcked { request_id: "small".into() }));
     assert_eq!(sim.w.writable_conn(), Some(conn));
     assert!(sim.closes().is_empty());
     sim.advance(secs(60));
-    assert_eq!(sim.count_sent(is_reply), 1, "the failed reply is never queued again");
+    assert_eq!(sim.count_sent(is_reply), 0, "the failed reply is never queued again");
 }
 
 /// Replies are idempotent per request id; an id never seen is a local error.

@@ -98,8 +98,17 @@ pub enum Event {
     ReplyAcked {
         request_id: RequestId,
     },
-    /// The reply can never be delivered (too large, rejected by the flush
-    /// endpoint, shutdown deadline). Reported once, never re-queued.
+    /// The app's reply was too large for a gateway frame; a small
+    /// non-retriable error reply naming the size (error name
+    /// [`OUTPUT_TOO_LARGE`](super::OUTPUT_TOO_LARGE)) goes instead, and
+    /// settles like any reply ([`Event::ReplyAcked`] or [`Event::ReplyFailed`]).
+    ReplyReplaced {
+        request_id: RequestId,
+        error: String,
+    },
+    /// The reply can never be delivered (rejected by the flush endpoint,
+    /// shutdown deadline, too large even as an error). Reported once, never
+    /// re-queued.
     ReplyFailed {
         request_id: RequestId,
         error: String,

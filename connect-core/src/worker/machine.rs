@@ -55,6 +55,7 @@ use ulid::Ulid;
 
 use crate::auth::SigningKey;
 use crate::backoff::Backoff;
+use crate::payload::ErrorBody;
 use crate::wire::{ExecutorRequest, Message, RequestId};
 
 #[allow(unused_imports)] // named in the docs
@@ -75,6 +76,9 @@ pub const CLOSE_UNEXPECTED: (u16, &str) = (4001, "UNEXPECTED");
 pub const CLOSE_HEARTBEATS_MISSED: (u16, &str) = (4001, "CONSECUTIVE_HEARTBEATS_MISSED");
 /// Close after an undecodable frame (the gateway uses the same code).
 pub const CLOSE_BAD_FRAME: (u16, &str) = (1007, "failed to unmarshal Protobuf");
+
+/// The error name of the reply that replaces one too large to send.
+pub const OUTPUT_TOO_LARGE: &str = "OutputTooLarge";
 
 /// Lease assumed when a lease id does not tell its expiry (or the clocks disagree).
 const DEFAULT_LEASE: Duration = Duration::from_secs(120);
@@ -407,7 +411,10 @@ impl Worker {
     /// same id is ignored. `Err` only for an id this machine never saw (or
     /// settled so long ago that it is no longer remembered, see
     /// [`WorkerConfig::finished_memory`]). A reply for a request whose lease
-    /// was lost is still sent: the executor may yet take it.
+    /// was lost is still sent: the executor may yet take it. A reply too large
+    /// for one frame (`limits.max_send_frame`, the gateway's 8 MiB) is replaced
+    /// by a small non-retriable error naming the size ([`Event::ReplyReplaced`]),
+    /// so that the run fails at once instead of at lease expiry.
     pub fn reply(&mut self, now: Instant, request_id: &str, reply: Reply) -> Result<(), CommandError> {
         self.tick(now);
         if self.closed {
@@ -423,20 +430,40 @@ impl Worker {
             return Ok(());
         }
         let max = self.cfg.limits.max_send_frame;
-        match frames::reply(&entry.text, &reply, &self.st.reply_sdk_version, max) {
+        let sdk_version = &self.st.reply_sdk_version;
+        let (reply, frame, replaced) = match frames::reply(&entry.text, &reply, sdk_version, max) {
+            Ok(frame) => (reply, Ok(frame), None),
             Err(len) => {
-                let id = entry.text.id();
-                self.requests.finish(request_id, self.cfg.finished_memory);
-                let error = format!("reply frame of {len} bytes is over the {max}-byte limit");
-                self.event(Event::ReplyFailed { request_id: id, error });
+                // The gateway would refuse the frame and the run would fail only at
+                // lease expiry, blaming the worker: fail it now, saying why.
+                let error = format!(
+                    "output too large: a reply of {len} bytes ({} bytes of output) is over the {max}-byte limit",
+                    reply.body.len()
+                );
+                let substitute = output_too_large(&error, reply.request_version);
+                let frame = frames::reply(&entry.text, &substitute, sdk_version, max);
+                (substitute, frame, Some(error))
             }
+        };
+        let id = entry.text.id();
+        match frame {
             Ok(frame) => {
+                if let Some(error) = replaced {
+                    self.event(Event::ReplyReplaced { request_id: id, error });
+                }
                 let sent_on = self.writable();
                 if let Some(conn) = sent_on {
                     self.out.push_back(Output::Send { conn, frame: frame.bytes });
                 }
                 let deadline = self.now + self.cfg.timeouts.reply_ack;
                 self.requests.set_pending(slot, reply, sent_on, deadline);
+            }
+            Err(len) => {
+                // Even the small error reply does not fit (the request's own
+                // fields, echoed in every reply, are too large): report it.
+                self.requests.finish(request_id, self.cfg.finished_memory);
+                let error = format!("reply frame of {len} bytes is over the {max}-byte limit");
+                self.event(Event::ReplyFailed { request_id: id, error });
             }
         }
         self.after_input();
@@ -1044,6 +1071,15 @@ impl Worker {
     fn event(&mut self, e: Event) {
         self.out.push_back(Output::Event(e));
     }
+}
+
+/// The reply sent instead of one too large for a gateway frame: a
+/// non-retriable error (the same output would be too large again) whose
+/// message the run's failure shows.
+fn output_too_large(message: &str, request_version: u32) -> Reply {
+    let body = ErrorBody { name: OUTPUT_TOO_LARGE.into(), message: message.into(), stack: None };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    Reply { request_version, ..Reply::error(body, true) }
 }
 
 fn close_text(close: &Option<(u16, String)>) -> String {

@@ -42,7 +42,7 @@ pub use events::{
     CommandError, ConnId, ConnectionState, Event, FatalError, HttpId, HttpRequest, HttpResponse, Output,
     Reply, Timer,
 };
-pub use machine::Worker;
+pub use machine::{OUTPUT_TOO_LARGE, Worker};
 pub use requests::Durable;
 
 /// The in-place reader of hot frames, for the `frame` fuzz target's differential check.

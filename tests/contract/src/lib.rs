@@ -133,6 +133,7 @@ macro_rules! contract_suite {
             an_event_runs_the_function_to_completion_with_its_output,
             handler_errors_follow_the_retry_rules,
             a_panicking_handler_fails_only_its_request,
+            an_output_too_large_fails_the_run_at_once_naming_the_size,
             many_concurrent_runs_all_complete,
             cpu_bound_handlers_on_every_thread_do_not_stop_heartbeats,
             a_long_handler_keeps_its_lease_by_extending_it,

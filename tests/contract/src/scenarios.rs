@@ -110,6 +110,32 @@ pub fn a_panicking_handler_fails_only_its_request<A: Adapter>() {
     stop(&*w);
 }
 
+/// A handler whose output is over the gateway's 8 MiB frame limit: its reply
+/// cannot be sent, so a small non-retriable error naming the size goes in its
+/// place, and the run fails at once with that reason (not two minutes later,
+/// at lease expiry, as `connect_worker_stopped_responding`). The connection
+/// stays up and serves the next run.
+pub fn an_output_too_large_fails_the_run_at_once_naming_the_size<A: Adapter>() {
+    let dev = dev(ms(200), ms(500));
+    let spec = Spec::new(&dev, "huge")
+        .function(Function::new("big").on_event("huge/big").retries(3), |_| Ok(json!("x".repeat(9 << 20))))
+        .function(Function::new("good").on_event("huge/good"), |_| Ok(json!("fine")));
+    let w = start::<A>(spec);
+    let big = dev.send_event("huge/big", json!({})).expect("event");
+    let run = dev.wait_for_run_end(&big, WAIT).expect("ends");
+    assert_eq!(run.status, RunStatus::Failed, "{:?}", run.output);
+    assert_eq!(run.attempts.len(), 1, "not retried: the output would be too large again");
+    let error = run.output.clone().unwrap_or_default();
+    assert_eq!(error["name"], connect_core::worker::OUTPUT_TOO_LARGE, "{error}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("output too large: "), "{message}");
+    assert!(message.contains(&format!("{} bytes of output", (9 << 20) + 2)), "{message}");
+    let good = dev.send_event("huge/good", json!({})).expect("event");
+    assert_eq!(completed(&dev, &good).output, Some(json!("fine")));
+    assert_eq!(dev.connections().expect("dev answers").len(), 1, "the connection was never replaced");
+    stop(&*w);
+}
+
 /// Many runs in flight at once, more than there are handler threads: every
 /// one completes exactly once.
 pub fn many_concurrent_runs_all_complete<A: Adapter>() {
