@@ -32,6 +32,9 @@ pub enum BuildError {
     NoFunctions,
     #[error("{0}")]
     Config(String),
+    /// A setting out of range or contradictory (an interval of 1 ns, a zero deadline, ...).
+    #[error("invalid worker configuration: {0}")]
+    Invalid(#[from] connect_core::worker::ConfigError),
 }
 
 /// Every setting a user can give, shared by all adapters' builders.

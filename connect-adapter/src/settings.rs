@@ -79,6 +79,7 @@ impl Settings {
         if let Some(f) = self.configure.take() {
             f(&mut config);
         }
+        config.validate()?;
         Ok((config, handlers))
     }
 
@@ -209,4 +210,45 @@ macro_rules! builder_settings {
             self
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use connect_core::worker::ConfigError;
+
+    use super::*;
+
+    fn resolve(settings: &mut Settings) -> Result<WorkerConfig, BuildError> {
+        settings.options.dev = Some(true);
+        let functions = vec![(Function::new("f").on_event("app/e"), ())];
+        settings.resolve(functions).map(|(config, _)| config)
+    }
+
+    /// A deadline or interval that makes no sense is an error when the worker
+    /// is built, naming the setting, not a fatal error once it runs.
+    #[test]
+    fn out_of_range_intervals_and_timeouts_are_a_build_error() {
+        let mut s = Settings::new("app");
+        s.options.shutdown_timeout = Some(Duration::from_secs(3 * 3600));
+        let e = resolve(&mut s).expect_err("refused");
+        assert!(
+            matches!(e, BuildError::Invalid(ConfigError::OutOfRange { what: "timeouts.shutdown", .. })),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("invalid worker configuration: timeouts.shutdown is 3h0m0s"),
+            "{e}"
+        );
+
+        let mut s = Settings::new("app");
+        s.configure = Some(Box::new(|c| c.intervals.heartbeat = Duration::from_nanos(1)));
+        let e = resolve(&mut s).expect_err("refused");
+        assert!(e.to_string().contains("intervals.heartbeat is 1ns"), "{e}");
+
+        let mut s = Settings::new("app");
+        s.options.shutdown_timeout = Some(Duration::from_secs(5));
+        assert_eq!(resolve(&mut s).expect("fine").timeouts.shutdown, Duration::from_secs(5));
+    }
 }

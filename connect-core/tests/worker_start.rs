@@ -319,6 +319,54 @@ fn invalid_config_is_refused_by_new() {
     assert!(Worker::new(c, Default::default(), std::time::Instant::now()).is_err());
 }
 
+/// Deadlines and intervals that make no sense (a 1 ns heartbeat, a zero
+/// HELLO deadline, a backoff whose cap is below its first delay, a shutdown
+/// longer than Inngest lets a run live) are refused up front with a typed
+/// error that names the field and the range.
+#[test]
+fn intervals_and_timeouts_out_of_range_are_refused() {
+    use connect_core::worker::ConfigError;
+    use std::time::Duration;
+    let refused = |change: fn(&mut WorkerConfig)| {
+        let mut c = config();
+        change(&mut c);
+        let e = c.validate().expect_err("refused");
+        assert_eq!(Worker::new(c, Default::default(), std::time::Instant::now()).err(), Some(e.clone()));
+        e
+    };
+    let e = refused(|c| c.intervals.heartbeat = Duration::from_nanos(1));
+    assert_eq!(
+        e,
+        ConfigError::OutOfRange {
+            what: "intervals.heartbeat",
+            value: Duration::from_nanos(1),
+            min: Duration::from_millis(10),
+            max: Duration::from_secs(300),
+        }
+    );
+    assert_eq!(e.to_string(), "intervals.heartbeat is 1ns: it must be between 10ms and 5m0s");
+    let e = refused(|c| c.timeouts.hello = Duration::ZERO);
+    assert!(matches!(e, ConfigError::OutOfRange { what: "timeouts.hello", .. }), "{e}");
+    let e = refused(|c| c.timeouts.ready = Duration::from_secs(3600));
+    assert!(matches!(e, ConfigError::OutOfRange { what: "timeouts.ready", .. }), "{e}");
+    let e = refused(|c| c.timeouts.shutdown = Duration::from_secs(3 * 3600));
+    assert!(e.to_string().starts_with("timeouts.shutdown is 3h0m0s"), "{e}");
+    let e = refused(|c| c.intervals.min_interval = Duration::ZERO);
+    assert!(matches!(e, ConfigError::OutOfRange { what: "intervals.min_interval", .. }), "{e}");
+    let e = refused(|c| c.intervals.extend_lease = Duration::from_secs(600));
+    assert!(matches!(e, ConfigError::OutOfRange { what: "intervals.extend_lease", .. }), "{e}");
+    let e = refused(|c| c.reconnect_backoff.max = Duration::from_millis(500));
+    assert!(matches!(e, ConfigError::BackoffMax { what: "reconnect_backoff", .. }), "{e}");
+
+    // The edges are accepted, and so is a shutdown that waits for nothing.
+    let mut c = config();
+    c.intervals.heartbeat = Duration::from_millis(10);
+    c.timeouts.hello = Duration::from_secs(600);
+    c.timeouts.shutdown = Duration::ZERO;
+    assert_eq!(c.validate(), Ok(()));
+    assert!(Worker::new(c, Default::default(), std::time::Instant::now()).is_ok());
+}
+
 /// The body of a start call after a drain names the excluded group.
 #[test]
 fn start_request_body_lists_excluded_gateways() {

@@ -4,7 +4,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /v0/connect/start`, `POST /v0/connect/flush` | protobuf in and out, as Inngest's connect API |
-//! | `POST /e/{event_key}` | one event or an array; answers `{"ids": [...], "status": 200}` |
+//! | `POST /e/{event_key}` | one event or an array; answers `{"ids": [...], "status": 200}`; 400 for an event without a name or whose `data` is not an object |
 //! | `GET /v1/events/{event_id}`, `GET /v1/events/{event_id}/runs`, `GET /v1/runs/{run_id}` | `{"data": ...}` |
 //! | `DELETE /v1/runs/{run_id}` | cancel a run |
 //! | `POST /v0/dev/drain` | drain the gateway (also SIGUSR1 on the binary) |
@@ -151,7 +151,7 @@ impl Api {
     }
 
     async fn events(&self, body: &[u8]) -> Resp {
-        let events: Vec<EventIn> = match serde_json::from_slice::<Value>(body) {
+        let mut events: Vec<EventIn> = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Array(items)) => match items.into_iter().map(serde_json::from_value).collect() {
                 Ok(events) => events,
                 Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid event: {e}")),
@@ -165,8 +165,24 @@ impl Api {
             }
             Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid JSON: {e}")),
         };
-        if events.iter().any(|e| e.name.is_empty()) {
-            return error(StatusCode::BAD_REQUEST, "event name is empty");
+        for (i, e) in events.iter_mut().enumerate() {
+            if e.name.is_empty() {
+                return error(StatusCode::BAD_REQUEST, &format!("event {i}: name is empty"));
+            }
+            // Inngest's event `data` is an object (a Go map): anything else is
+            // refused; a missing or null one is an empty object.
+            match &e.data {
+                Value::Object(_) => {}
+                Value::Null => e.data = Value::Object(serde_json::Map::new()),
+                other => {
+                    let message = format!(
+                        "event {i} ({:?}): data must be a JSON object, not {}",
+                        e.name,
+                        json_kind(other)
+                    );
+                    return error(StatusCode::BAD_REQUEST, &message);
+                }
+            }
         }
         match self.ask(|reply| Cmd::Events { events, reply }).await {
             Some(ids) => json_resp(StatusCode::OK, json!({ "ids": ids, "status": 200 })),
@@ -193,6 +209,17 @@ impl Api {
         let (tx, rx) = oneshot::channel();
         self.core.send(make(Box::new(move |v| drop(tx.send(v))))).ok()?;
         rx.await.ok()
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use connect_core::auth::SigningKey;
 use connect_core::gateway::GatewayConfig;
+pub use connect_core::gateway::GatewayConfigError;
 use connect_core::gateway::executor::ExecutorConfig;
 pub use connect_core::gateway::run::{Attempt, AttemptConn, ConnStatus, ConnectionInfo, Run, RunStatus};
 use serde_json::Value;
@@ -103,6 +104,14 @@ impl DevConfig {
             let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             t.as_nanos() as u64 ^ u64::from(std::process::id())
         })
+    }
+
+    /// The checks [`DevServer::spawn`] makes: intervals and deadlines in
+    /// range (a heartbeat interval of 10 ms to 5 minutes, ...), as
+    /// [`GatewayConfig::validate`] defines them. `what` names the field,
+    /// which is also the binary's flag (`heartbeat_interval`, `--heartbeat-interval`).
+    pub fn validate(&self) -> Result<(), GatewayConfigError> {
+        self.gateway_config().validate()
     }
 
     pub(crate) fn gateway_config(&self) -> GatewayConfig {
@@ -194,6 +203,8 @@ pub struct RunEnd {
 pub enum DevError {
     #[error("could not start the dev server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid dev server configuration: {0}")]
+    Config(#[from] GatewayConfigError),
     #[error("the dev server has shut down")]
     ShutDown,
     #[error("timed out after {0:?} waiting for {1}")]
@@ -222,8 +233,10 @@ pub struct DevClient {
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl DevServer {
-    /// Bind both listeners and start the server on its own thread. Errors if a port is taken.
+    /// Bind both listeners and start the server on its own thread. Errors if
+    /// the config is out of range ([`DevConfig::validate`]) or a port is taken.
     pub fn spawn(config: DevConfig) -> Result<DevServer, DevError> {
+        config.validate()?;
         let api = std::net::TcpListener::bind(config.api_listen)?;
         let gateway = std::net::TcpListener::bind(config.gateway_listen)?;
         api.set_nonblocking(true)?;

@@ -7,16 +7,15 @@
 //! ```
 //! SIGUSR1 drains the gateway (as `POST /v0/dev/drain` does); Ctrl-C stops it.
 
-use std::time::Duration;
-
 use connect_core::auth::SigningKey;
 use connect_core::duration::parse_go_duration;
-use connect_dev::{DevConfig, DevServer};
+use connect_dev::{DevConfig, DevServer, GatewayConfigError};
 
 const USAGE: &str =
     "usage: connect-dev [--api-listen ADDR] [--gateway-listen ADDR] [--heartbeat-interval DUR] \
 [--extend-lease-interval DUR] [--drain-timeout DUR] [--signing-key KEY] [--retry-delay DUR]
-  durations are Go style: 10s, 250ms, 1m30s. Env RUST_LOG sets the log filter (default info).";
+  durations are Go style: 10s, 250ms, 1m30s; intervals from 10ms to 5m, the drain timeout up to 10m.
+  Env RUST_LOG sets the log filter (default info).";
 
 fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -95,8 +94,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
         match flag.as_str() {
             "--api-listen" => c.api_listen = value.parse().map_err(|e| format!("{flag}: {e}"))?,
             "--gateway-listen" => c.gateway_listen = value.parse().map_err(|e| format!("{flag}: {e}"))?,
-            "--heartbeat-interval" => c.heartbeat_interval = nonzero(&flag, dur(&value)?)?,
-            "--extend-lease-interval" => c.extend_lease_interval = nonzero(&flag, dur(&value)?)?,
+            "--heartbeat-interval" => c.heartbeat_interval = dur(&value)?,
+            "--extend-lease-interval" => c.extend_lease_interval = dur(&value)?,
             "--drain-timeout" => c.drain_timeout = dur(&value)?,
             "--retry-delay" => c.retry_delay = dur(&value)?,
             "--signing-key" => {
@@ -105,9 +104,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
+    c.validate().map_err(|e| match e {
+        // The field names are the flags' names.
+        GatewayConfigError::OutOfRange { what, .. } => format!("--{}: {e}", what.replace('_', "-")),
+        e => e.to_string(),
+    })?;
     Ok(c)
-}
-
-fn nonzero(flag: &str, d: Duration) -> Result<Duration, String> {
-    if d.is_zero() { Err(format!("{flag} must be more than 0")) } else { Ok(d) }
 }

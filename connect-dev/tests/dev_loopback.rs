@@ -74,6 +74,76 @@ fn the_event_api_answers_ids_and_status() {
     assert_eq!(status, 400);
 }
 
+/// An event's `data` must be a JSON object, as Inngest's event API decodes
+/// it into a map: a string, number, array or boolean is refused with 400 and
+/// a message naming the event (the whole request, as Inngest does). A missing
+/// or null `data` is an empty object.
+#[test]
+fn the_event_api_refuses_data_that_is_not_an_object() {
+    let dev = dev();
+    for (data, kind) in
+        [(r#""text""#, "a string"), ("7", "a number"), ("[1,2]", "an array"), ("true", "a boolean")]
+    {
+        let body = format!(r#"[{{"name":"a/ok","data":{{}}}},{{"name":"a/bad","data":{data}}}]"#);
+        let (status, resp) = http(dev.api_addr(), "POST", "/e/some-key", None, body.as_bytes());
+        assert_eq!(status, 400, "data {data}");
+        let v: serde_json::Value = serde_json::from_slice(&resp).expect("json");
+        assert_eq!(v["status"], 400);
+        let message = v["error"].as_str().unwrap_or_default();
+        assert_eq!(message, format!(r#"event 1 ("a/bad"): data must be a JSON object, not {kind}"#));
+    }
+    for body in [r#"{"name":"a/none"}"#, r#"{"name":"a/null","data":null}"#] {
+        let (status, resp) = http(dev.api_addr(), "POST", "/e/some-key", None, body.as_bytes());
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+        let v: serde_json::Value = serde_json::from_slice(&resp).expect("json");
+        let id = v["ids"][0].as_str().expect("an id");
+        let (status, resp) = http(dev.api_addr(), "GET", &format!("/v1/events/{id}"), None, b"");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&resp).expect("json");
+        assert_eq!(v["data"]["event"]["data"], serde_json::json!({}), "{v}");
+    }
+    dev.shutdown();
+}
+
+/// Intervals that make no sense are refused when the server is built, with
+/// the field named: a 1 ns heartbeat would make every worker spin.
+#[test]
+fn intervals_out_of_range_are_refused_at_spawn() {
+    let spawn = |c: DevConfig| DevServer::spawn(c).map(drop).map_err(|e| e.to_string());
+    let e = spawn(DevConfig { heartbeat_interval: Duration::from_nanos(1), ..DevConfig::ephemeral() })
+        .expect_err("1ns");
+    assert_eq!(
+        e,
+        "invalid dev server configuration: heartbeat_interval is 1ns: it must be between 10ms and 5m0s"
+    );
+    let e = spawn(DevConfig { extend_lease_interval: Duration::from_secs(3600), ..DevConfig::ephemeral() })
+        .expect_err("an hour");
+    assert!(e.contains("extend_lease_interval is 1h0m0s"), "{e}");
+}
+
+/// The binary names the flag: `--heartbeat-interval 1ns` exits with status 2
+/// and says why, before binding anything.
+#[test]
+fn the_binary_refuses_a_heartbeat_interval_of_1ns() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_connect-dev"))
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--gateway-listen",
+            "127.0.0.1:0",
+            "--heartbeat-interval",
+            "1ns",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--heartbeat-interval: heartbeat_interval is 1ns: it must be between 10ms and 5m0s"),
+        "{stderr}"
+    );
+}
+
 /// Malformed protobuf, a wrong first message and an oversized frame each
 /// close their own socket with Inngest's code; a neighbour keeps working.
 #[test]

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use crate::auth::HashedKey;
+use crate::duration::format_go_duration as go;
 use crate::wire::GATEWAY_READ_LIMIT;
+use crate::worker::{MAX_INTERVAL, MAX_PHASE, MIN_TIMER};
 
 /// Gateway settings. Defaults are Inngest's (PROTOCOL.md section 4.1).
 #[derive(Clone, Debug)]
@@ -63,10 +65,83 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// Intervals and deadlines within a range that makes sense, the same as a
+    /// worker accepts: a heartbeat interval of 1 ns would make every worker
+    /// (and the gateway's own check) spin; one of an hour would leave a dead
+    /// worker routable for hours. A lease must outlast one extension interval,
+    /// or every lease expires before it can be extended. [`Gateway::new`]
+    /// does not check (simulations may use anything): a server built from
+    /// user input calls this first.
+    ///
+    /// [`Gateway::new`]: super::Gateway::new
+    pub fn validate(&self) -> Result<(), GatewayConfigError> {
+        let range = |what, value: Duration, min, max| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(GatewayConfigError::OutOfRange { what, value, min, max })
+            }
+        };
+        range("heartbeat_interval", self.heartbeat_interval, MIN_TIMER, MAX_INTERVAL)?;
+        range("extend_lease_interval", self.extend_lease_interval, MIN_TIMER, MAX_INTERVAL)?;
+        range("hello_timeout", self.hello_timeout, MIN_TIMER, MAX_PHASE)?;
+        range("drain_timeout", self.drain_timeout, Duration::ZERO, MAX_PHASE)?;
+        if self.lease_duration() <= self.extend_lease_interval {
+            return Err(GatewayConfigError::LeaseTooShort {
+                lease: self.lease_duration(),
+                extend: self.extend_lease_interval,
+            });
+        }
+        if self.heartbeat_misses == 0 {
+            return Err(GatewayConfigError::ZeroHeartbeatMisses);
+        }
+        Ok(())
+    }
+
     pub fn lease_duration(&self) -> Duration {
         self.lease_duration.unwrap_or(self.extend_lease_interval * 4)
     }
     pub fn lease_grace(&self) -> Duration {
         self.lease_grace.unwrap_or(self.extend_lease_interval / 6)
+    }
+}
+
+/// A gateway setting that cannot work; `what` is the field's name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayConfigError {
+    #[error("{what} is {}: it must be between {} and {}", go(*.value), go(*.min), go(*.max))]
+    OutOfRange { what: &'static str, value: Duration, min: Duration, max: Duration },
+    #[error("lease_duration ({}) must be longer than extend_lease_interval ({})", go(*.lease), go(*.extend))]
+    LeaseTooShort { lease: Duration, extend: Duration },
+    #[error("heartbeat_misses must be at least 1")]
+    ZeroHeartbeatMisses,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_nonsense_is_refused_naming_the_field() {
+        assert_eq!(GatewayConfig::default().validate(), Ok(()));
+        let e = GatewayConfig { heartbeat_interval: Duration::from_nanos(1), ..GatewayConfig::default() }
+            .validate()
+            .expect_err("1ns");
+        assert_eq!(e.to_string(), "heartbeat_interval is 1ns: it must be between 10ms and 5m0s");
+        let e =
+            GatewayConfig { extend_lease_interval: Duration::from_secs(3600), ..GatewayConfig::default() }
+                .validate()
+                .expect_err("an hour");
+        assert!(matches!(e, GatewayConfigError::OutOfRange { what: "extend_lease_interval", .. }), "{e}");
+        let e = GatewayConfig { lease_duration: Some(Duration::from_secs(30)), ..GatewayConfig::default() }
+            .validate()
+            .expect_err("a lease no longer than one extension interval");
+        assert!(matches!(e, GatewayConfigError::LeaseTooShort { .. }), "{e}");
+        let ok = GatewayConfig {
+            heartbeat_interval: Duration::from_millis(10),
+            drain_timeout: Duration::ZERO,
+            ..GatewayConfig::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
     }
 }

@@ -101,7 +101,7 @@ use crate::wire::{
     Message,
 };
 
-pub use config::GatewayConfig;
+pub use config::{GatewayConfig, GatewayConfigError};
 use conn::Conn;
 pub use conn::{ConnId, Phase};
 pub use http::HttpError;

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::auth::SigningKey;
 use crate::backoff::BackoffConfig;
+use crate::duration::format_go_duration as go;
 use crate::payload::{Capabilities, FunctionConfig};
 use crate::wire::Limits;
 
@@ -166,7 +167,9 @@ impl WorkerConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// The checks [`Worker::new`](super::Worker::new) makes; adapters call it
+    /// when a worker is built, so a bad value is an error there, not later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.instance_id.trim().is_empty() {
             return Err(ConfigError::EmptyInstanceId);
         }
@@ -189,8 +192,64 @@ impl WorkerConfig {
             // Retrying with no delay at all is a hot loop whenever the peer fails fast.
             return Err(ConfigError::ZeroBackoff);
         }
+        self.check_durations()
+    }
+
+    /// Every configured deadline and interval within a range that makes sense:
+    /// not so short that a timer fires before any network can answer (or a
+    /// loop spins), not so long that a stuck phase goes unnoticed for hours.
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        let t = &self.timeouts;
+        let phases = [
+            ("timeouts.start_call", t.start_call),
+            ("timeouts.ws_connect", t.ws_connect),
+            ("timeouts.hello", t.hello),
+            ("timeouts.ready", t.ready),
+            ("timeouts.reply_ack", t.reply_ack),
+            ("timeouts.flush_call", t.flush_call),
+            ("timeouts.drain_replacement", t.drain_replacement),
+        ];
+        for (what, value) in phases {
+            in_range(what, value, MIN_TIMER, MAX_PHASE)?;
+        }
+        // Zero is allowed: shut down without waiting for anything in flight.
+        in_range("timeouts.shutdown", t.shutdown, Duration::ZERO, MAX_SHUTDOWN)?;
+        in_range(
+            "intervals.min_interval",
+            self.intervals.min_interval,
+            Duration::from_millis(1),
+            MIN_TIMER * 100,
+        )?;
+        in_range("intervals.heartbeat", self.intervals.heartbeat, MIN_TIMER, MAX_INTERVAL)?;
+        in_range("intervals.extend_lease", self.intervals.extend_lease, MIN_TIMER, MAX_INTERVAL)?;
+        for (what, b) in
+            [("reconnect_backoff", &self.reconnect_backoff), ("flush_backoff", &self.flush_backoff)]
+        {
+            in_range(what, b.max, b.initial, MAX_BACKOFF).map_err(|_| ConfigError::BackoffMax {
+                what,
+                initial: b.initial,
+                max: b.max,
+            })?;
+        }
         Ok(())
     }
+}
+
+/// The shortest phase deadline or interval a worker accepts (also what an
+/// interval from READY is raised to by default).
+pub const MIN_TIMER: Duration = Duration::from_millis(10);
+/// The longest phase deadline (start call, upgrade, HELLO, READY, reply ack, flush, drain).
+pub const MAX_PHASE: Duration = Duration::from_secs(600);
+/// The longest heartbeat or lease-extension interval: a lease lasts 2 minutes,
+/// and Inngest's router drops a connection silent for 20 s.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(300);
+/// The longest graceful shutdown: Inngest gives up on a run after 2 hours anyway.
+pub const MAX_SHUTDOWN: Duration = Duration::from_secs(2 * 3600);
+/// The longest delay between two retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+fn in_range(what: &'static str, value: Duration, min: Duration, max: Duration) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) { Ok(()) } else { Err(ConfigError::OutOfRange { what, value, min, max }) }
 }
 
 /// A config that cannot work, caught before anything is sent.
@@ -208,6 +267,11 @@ pub enum ConfigError {
     ZeroHeartbeatMissLimit,
     #[error("a backoff's initial delay must be above zero")]
     ZeroBackoff,
+    /// A deadline or interval outside the range that makes sense for it.
+    #[error("{what} is {}: it must be between {} and {}", go(*.value), go(*.min), go(*.max))]
+    OutOfRange { what: &'static str, value: Duration, min: Duration, max: Duration },
+    #[error("{what}.max ({}) must be at least its initial delay ({}) and at most {}", go(*.max), go(*.initial), go(MAX_BACKOFF))]
+    BackoffMax { what: &'static str, initial: Duration, max: Duration },
     #[error("could not encode {what} as JSON: {error}")]
     Json { what: &'static str, error: String },
 }

@@ -37,7 +37,10 @@ pub mod machine;
 mod requests;
 mod timers;
 
-pub use config::{AppConfig, ConfigError, IntervalDefaults, SystemAttributes, Timeouts, WorkerConfig};
+pub use config::{
+    AppConfig, ConfigError, IntervalDefaults, MAX_BACKOFF, MAX_INTERVAL, MAX_PHASE, MAX_SHUTDOWN, MIN_TIMER,
+    SystemAttributes, Timeouts, WorkerConfig,
+};
 pub use events::{
     CommandError, ConnId, ConnectionState, Event, FatalError, HttpId, HttpRequest, HttpResponse, Output,
     Reply, Timer,
