@@ -217,8 +217,15 @@ impl<H> Session<H> {
         let now = Instant::now();
         match input {
             Input::Shutdown => {
+                let first = !matches!(
+                    machine.state(),
+                    ConnectionState::Paused | ConnectionState::Closing | ConnectionState::Closed
+                );
                 self.request_shutdown();
                 machine.shutdown(now);
+                if first {
+                    self.log_drain_start(machine);
+                }
             }
             Input::Panic => panic!("connection thread panic injected by a test"),
             Input::Reply { request_id, reply } => {
@@ -291,7 +298,26 @@ impl<H> Session<H> {
                     }
                 },
                 Output::Event(event) => {
+                    let shutting_down = self.shutdown_requested.load(Ordering::Acquire);
+                    if shutting_down && event == Event::StateChanged(ConnectionState::Closing) {
+                        let replies = machine.unacked_replies();
+                        if replies > 0 {
+                            tracing::info!(
+                                unacked_replies = replies,
+                                "shutting down: every run finished; waiting for {} to be acknowledged",
+                                count(replies, "reply", "replies")
+                            );
+                        }
+                    }
                     if !self.on_event(event, carry, &mut spawn) {
+                        if shutting_down && !carry.cancels.is_empty() {
+                            tracing::warn!(
+                                abandoned = carry.cancels.len(),
+                                "shutdown deadline passed: abandoning {} still running (cancel signals fired; \
+                                 the gateway retries those runs when their leases expire)",
+                                count(carry.cancels.len(), "handler", "handlers")
+                            );
+                        }
                         for c in carry.cancels.values() {
                             c.cancel(CancelReason::ShutdownDeadline);
                         }
@@ -301,6 +327,29 @@ impl<H> Session<H> {
             }
         }
         true
+    }
+
+    /// What a graceful shutdown waits for, and until when: the one line an
+    /// operator who pressed Ctrl-C looks for.
+    fn log_drain_start(&self, machine: &Worker) {
+        let (runs, replies) = (machine.in_flight(), machine.unacked_replies());
+        let bound = self.config.timeouts.shutdown;
+        if runs == 0 && replies == 0 {
+            tracing::info!("shutting down: nothing in flight, closing");
+            return;
+        }
+        let until = SystemTime::now() + bound;
+        let until_ms = until.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let deadline = connect_core::gateway::run::rfc3339(until_ms);
+        tracing::info!(
+            runs_in_flight = runs,
+            unacked_replies = replies,
+            %deadline,
+            "shutting down: waiting for {} in flight and {} to be acknowledged, for at most {} (until {deadline})",
+            count(runs, "run", "runs"),
+            count(replies, "reply", "replies"),
+            connect_core::duration::format_go_duration(bound),
+        );
     }
 
     fn on_event<R>(
@@ -347,4 +396,9 @@ impl<H> Session<H> {
         }
         true
     }
+}
+
+/// `1 run`, `2 runs`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

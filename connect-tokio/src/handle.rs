@@ -84,14 +84,23 @@ impl WorkerHandle {
         }
     }
 
-    /// Shut down on SIGINT or SIGTERM.
+    /// Shut down on SIGINT or SIGTERM (a second SIGINT quits at once). The
+    /// signals are heard on a thread of their own, as in every adapter, so
+    /// that handlers keeping every thread of this runtime busy cannot make
+    /// Ctrl-C go unheard; a task on the runtime lets that thread go once the
+    /// worker is closed (or the runtime goes).
     pub(crate) fn shutdown_on_signals(&self) {
-        let handle = self.clone();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("signal received; shutting down gracefully");
-            handle.shutdown();
-        });
+        let on_signal = self.clone();
+        match connect_adapter::on_shutdown_signal(move || on_signal.shutdown()) {
+            Ok(listener) => {
+                let handle = self.clone();
+                tokio::spawn(async move {
+                    let _ = handle.closed().await;
+                    drop(listener);
+                });
+            }
+            Err(e) => tracing::warn!("cannot listen for SIGINT/SIGTERM: {e}"),
+        }
     }
 
     /// Test hook: make the connection thread panic, to exercise the supervisor.
@@ -99,22 +108,4 @@ impl WorkerHandle {
     pub fn inject_connection_panic(&self) {
         let _ = self.inbox.send(Input::Panic);
     }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }

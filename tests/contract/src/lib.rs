@@ -34,6 +34,11 @@ pub struct Spec {
     pub functions: Vec<(Function, Body)>,
     /// Threads that run handlers (runtime workers, pool threads).
     pub handler_threads: usize,
+    /// The worker's own SIGINT/SIGTERM handling (off: signals go to the whole test process).
+    pub handle_signals: bool,
+    /// Signing keys; with a key the worker is in cloud mode (not dev) against connect-dev.
+    pub signing_key: Option<String>,
+    pub signing_key_fallback: Option<String>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -51,6 +56,9 @@ impl Spec {
             api_url: dev.api_url(),
             functions: Vec::new(),
             handler_threads: 2,
+            handle_signals: false,
+            signing_key: None,
+            signing_key_fallback: None,
         }
     }
 
@@ -66,9 +74,14 @@ impl Spec {
 
 /// One adapter, as the suite drives it.
 pub trait Adapter {
-    /// Build and connect a worker for `spec` (dev mode, no signal handling,
-    /// a fixed seed). Returns once `connect` has returned.
+    /// The adapter's name, as the suite's modules spell it.
+    const NAME: &'static str;
+    /// Build and connect a worker for `spec` (dev mode unless it has a
+    /// signing key, signal handling as it says, a fixed seed). Returns once
+    /// `connect` has returned.
     fn start(spec: Spec) -> Box<dyn Running>;
+    /// The `Debug` output (`{:?}` and `{:#?}`) of the builder `start` would connect.
+    fn builder_debug(spec: Spec) -> String;
 }
 
 /// A running worker, whatever its adapter. Waits are bounded.

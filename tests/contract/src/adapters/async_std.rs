@@ -33,9 +33,15 @@ fn builder(spec: &mut Spec) -> Builder {
     let mut b = Worker::builder(spec.app.clone())
         .api_base_url(spec.api_url.clone())
         .instance_id(spec.instance_id.clone())
-        .dev(true)
-        .handle_signals(false)
+        .dev(spec.signing_key.is_none())
+        .handle_signals(spec.handle_signals)
         .seed(42);
+    if let Some(k) = &spec.signing_key {
+        b = b.signing_key(k);
+    }
+    if let Some(k) = &spec.signing_key_fallback {
+        b = b.signing_key_fallback(k);
+    }
     for (f, body) in spec.functions.drain(..) {
         b = b.function(f, move |ctx| {
             let body = body.clone();
@@ -46,6 +52,13 @@ fn builder(spec: &mut Spec) -> Builder {
 }
 
 impl Adapter for AsyncStd {
+    const NAME: &'static str = "async_std";
+
+    fn builder_debug(mut spec: Spec) -> String {
+        let b = builder(&mut spec);
+        format!("{b:?} {b:#?}")
+    }
+
     fn start(mut spec: Spec) -> Box<dyn Running> {
         let handle = async_std::task::block_on(builder(&mut spec).connect()).expect("connects");
         Box::new(AsyncWorker { handle, block_on: |f| async_std::task::block_on(f), _stop: None })
@@ -53,6 +66,13 @@ impl Adapter for AsyncStd {
 }
 
 impl Adapter for Smol {
+    const NAME: &'static str = "smol";
+
+    fn builder_debug(mut spec: Spec) -> String {
+        let b = builder(&mut spec);
+        format!("{b:?} {b:#?}")
+    }
+
     fn start(mut spec: Spec) -> Box<dyn Running> {
         let ex = Arc::new(smol::Executor::new());
         let (stop, stopped) = async_channel::bounded::<()>(1);

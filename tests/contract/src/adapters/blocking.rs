@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use connect_blocking::{Worker, WorkerHandle};
+use connect_blocking::{Builder, Worker, WorkerHandle};
 use connect_core::worker::ConnectionState;
 
 use crate::{Adapter, Running, Spec};
@@ -10,19 +10,36 @@ use crate::{Adapter, Running, Spec};
 #[derive(Debug)]
 pub struct Blocking;
 
+fn builder(spec: Spec) -> Builder {
+    let mut b = Worker::builder(spec.app)
+        .api_base_url(spec.api_url)
+        .instance_id(spec.instance_id)
+        .dev(spec.signing_key.is_none())
+        .handle_signals(spec.handle_signals)
+        .seed(42)
+        .threads(spec.handler_threads);
+    if let Some(k) = &spec.signing_key {
+        b = b.signing_key(k);
+    }
+    if let Some(k) = &spec.signing_key_fallback {
+        b = b.signing_key_fallback(k);
+    }
+    for (f, body) in spec.functions {
+        b = b.function(f, move |ctx| body(ctx));
+    }
+    b
+}
+
 impl Adapter for Blocking {
+    const NAME: &'static str = "blocking";
+
     fn start(spec: Spec) -> Box<dyn Running> {
-        let mut b = Worker::builder(spec.app)
-            .api_base_url(spec.api_url)
-            .instance_id(spec.instance_id)
-            .dev(true)
-            .handle_signals(false)
-            .seed(42)
-            .threads(spec.handler_threads);
-        for (f, body) in spec.functions {
-            b = b.function(f, move |ctx| body(ctx));
-        }
-        Box::new(b.connect().expect("connects"))
+        Box::new(builder(spec).connect().expect("connects"))
+    }
+
+    fn builder_debug(spec: Spec) -> String {
+        let b = builder(spec);
+        format!("{b:?} {b:#?}")
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use connect_core::worker::ConnectionState;
-use connect_tokio::{Worker, WorkerHandle};
+use connect_tokio::{Builder, Worker, WorkerHandle};
 
 use crate::{Adapter, Running, Spec};
 
@@ -16,27 +16,45 @@ struct TokioWorker {
     handle: WorkerHandle,
 }
 
+fn builder(spec: Spec) -> Builder {
+    let mut b = Worker::builder(spec.app)
+        .api_base_url(spec.api_url)
+        .instance_id(spec.instance_id)
+        .dev(spec.signing_key.is_none())
+        .handle_signals(spec.handle_signals)
+        .seed(42);
+    if let Some(k) = &spec.signing_key {
+        b = b.signing_key(k);
+    }
+    if let Some(k) = &spec.signing_key_fallback {
+        b = b.signing_key_fallback(k);
+    }
+    for (f, body) in spec.functions {
+        b = b.function(f, move |ctx| {
+            let body = body.clone();
+            async move { body(ctx) }
+        });
+    }
+    b
+}
+
 impl Adapter for Tokio {
+    const NAME: &'static str = "tokio";
+
     fn start(spec: Spec) -> Box<dyn Running> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(spec.handler_threads)
             .enable_all()
             .build()
             .expect("runtime");
-        let mut b = Worker::builder(spec.app)
-            .api_base_url(spec.api_url)
-            .instance_id(spec.instance_id)
-            .dev(true)
-            .handle_signals(false)
-            .seed(42);
-        for (f, body) in spec.functions {
-            b = b.function(f, move |ctx| {
-                let body = body.clone();
-                async move { body(ctx) }
-            });
-        }
+        let b = builder(spec);
         let handle = rt.block_on(b.connect()).expect("connects");
         Box::new(TokioWorker { rt: Some(rt), handle })
+    }
+
+    fn builder_debug(spec: Spec) -> String {
+        let b = builder(spec);
+        format!("{b:?} {b:#?}")
     }
 }
 
