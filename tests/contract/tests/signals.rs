@@ -1,7 +1,8 @@
 //! Signals, for every adapter: SIGTERM shuts the worker down gracefully; a
 //! SIGINT starts the same drain and logs at INFO what it waits for (the runs
 //! in flight, the deadline); a second SIGINT during the drain quits at once,
-//! as a default SIGINT would (the shell sees "killed by SIGINT").
+//! as a default SIGINT would (the shell sees "killed by SIGINT"), even while
+//! the only handler thread is stuck in a handler.
 //!
 //! A signal goes to the whole process, and the last case ends it, so each
 //! case runs in a child process: this test binary started again with
@@ -80,6 +81,9 @@ fn run_child<A: Adapter>(case: Case) {
         }
     });
     spec.handle_signals = true;
+    // One handler thread, which the stuck run keeps: a signal must be heard
+    // even when every thread of the user's runtime is busy in a handler.
+    spec.handler_threads = 1;
     let w = A::start(spec);
     w.ready(WAIT).expect("ready");
     if case == Case::SigintTwice {
@@ -103,6 +107,7 @@ fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String) {
         .spawn()
         .expect("child starts");
     let pid = child.id().to_string();
+    let mut reaper = KillOnDrop { pid: pid.clone(), exited: false };
     let stdout = child.stdout.take().expect("stdout");
     let (line_tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -129,12 +134,28 @@ fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String) {
         }
     }
     let status = exited.recv_timeout(WAIT).expect("the child ends in time").expect("wait");
+    reaper.exited = true;
     // The rest of its output: the reader ends with the child's stdout.
     let until = Instant::now() + WAIT;
     while let Ok(line) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
         seen.push(line);
     }
     (status, seen.join("\n"))
+}
+
+/// Kills the child if the parent gives up on it (a failed assertion), so
+/// that a stuck child does not outlive the test.
+struct KillOnDrop {
+    pid: String,
+    exited: bool,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = Command::new("kill").args(["-KILL", &self.pid]).status();
+        }
+    }
 }
 
 /// Read lines until one contains `what` (bounded by `WAIT`).
