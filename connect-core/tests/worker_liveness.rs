@@ -2,6 +2,8 @@
 
 mod sim;
 
+use std::time::Duration;
+
 use connect_core::backoff::BackoffConfig;
 use connect_core::wire::Message;
 use connect_core::worker::{ConnectionState, Event, Reply, Timer};
@@ -17,6 +19,45 @@ fn heartbeats_every_interval_from_ready() {
         sim.sent().iter().filter(|(_, _, m)| is_heartbeat(m)).map(|(t, _, _)| t.as_secs()).collect();
     assert_eq!(times, [10, 20, 30]);
     assert_eq!(sim.w.poll_timeout().map(|(_, t)| t), Some(Timer::Heartbeat));
+}
+
+/// An adapter's wake-up always comes a little after the deadline it asked
+/// for (here 3 ms, every time). The next heartbeat is scheduled from the
+/// deadline, not from the late moment it was handled, so the lateness does
+/// not add up: every heartbeat is 3 ms late, not the n-th one n x 3 ms.
+#[test]
+fn late_wakeups_do_not_push_later_heartbeats_back() {
+    let mut sim = Sim::new(origin(), config());
+    let late = ms(3);
+    while let Some((at, _why)) = sim.w.poll_timeout() {
+        if at - sim.base > secs(50) {
+            break;
+        }
+        sim.now = sim.now.max(at + late);
+        sim.w.handle_timeout(sim.now);
+        sim.pump();
+    }
+    let times: Vec<Duration> =
+        sim.sent().iter().filter(|(_, _, m)| is_heartbeat(m)).map(|(t, _, _)| *t).collect();
+    assert_eq!(times, [1, 2, 3, 4, 5].map(|n| secs(10 * n) + late));
+}
+
+/// A long stall (the connection thread not scheduled for 25 s, or the clock
+/// jumping forward) sends one heartbeat when it ends and the interval starts
+/// over from there: no burst of heartbeats to catch up with the schedule.
+#[test]
+fn a_long_stall_sends_one_heartbeat_then_resumes_the_interval() {
+    let mut sim = Sim::new(origin(), config());
+    let conn = sim.active_conn();
+    sim.advance(secs(10));
+    sim.now += secs(25);
+    sim.w.handle_timeout(sim.now);
+    sim.pump();
+    sim.advance(secs(20));
+    let times: Vec<u64> =
+        sim.sent().iter().filter(|(_, _, m)| is_heartbeat(m)).map(|(t, _, _)| t.as_secs()).collect();
+    assert_eq!(times, [10, 35, 45, 55]);
+    assert_eq!(sim.active_conn(), conn);
 }
 
 /// Two unanswered heartbeats: at the next tick the connection is declared

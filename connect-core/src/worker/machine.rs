@@ -634,7 +634,11 @@ impl Worker {
                         .lose_primary(Some(CLOSE_HEARTBEATS_MISSED), "heartbeats unanswered".to_owned());
                 }
                 c.unanswered += 1;
-                c.deadline = self.now + c.heartbeat_every;
+                // From the deadline, not from `now`: the lateness of each wake-up
+                // must not add up over the heartbeats. A deadline already past (a
+                // long stall, a clock jump) starts over from now, never a burst.
+                let next = c.deadline + c.heartbeat_every;
+                c.deadline = if next > self.now { next } else { self.now + c.heartbeat_every };
                 self.out.push_back(Output::Send { conn: c.id, frame: frames::HEARTBEAT });
             }
         }
