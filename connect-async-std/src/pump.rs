@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_executor::{LocalExecutor, Task};
-use connect_adapter::session::{self, Carry, Io, IoEvent, Session};
+use connect_adapter::session::{self, Carry, Io, IoEvent, Session, Turn};
 use connect_adapter::supervisor::Exit;
 use connect_adapter::{Ctx, HandlerResult, HttpClient, SignalListener, StateWatch, invoke_async};
 use connect_core::worker::{ConnId, HttpId, HttpRequest, Worker};
@@ -126,8 +126,15 @@ async fn pump(shared: &Shared, ex: &LocalExecutor<'static>, machine: &mut Worker
             linger(io.sockets.take()).await;
             return;
         }
-        let deadline = machine.poll_timeout().map(|(at, _why)| at);
-        // The inbox first, as a biased select: inputs are never starved by a due timer.
+        // A deadline already passed goes first: under load the inbox is never
+        // empty, and the heartbeat must not wait for it to be.
+        let mut turn = Turn::new(machine);
+        if session.handle_due(machine, &mut turn) {
+            continue;
+        }
+        let deadline = turn.deadline();
+        // The inbox first, as a biased select; the turn handles a deadline
+        // that passes while it feeds inputs.
         let input = futures_lite::future::or(async { Some(carry.inbox.recv().await) }, async {
             match deadline {
                 Some(at) => Deadline(at).await,
@@ -139,9 +146,16 @@ async fn pump(shared: &Shared, ex: &LocalExecutor<'static>, machine: &mut Worker
         match input {
             // Closed cannot happen while `shared` holds a sender; treat it as shutdown.
             Some(input) => {
-                session.apply(machine, carry, &mut writers, epoch, input.unwrap_or(Input::Shutdown))
+                let input = input.unwrap_or(Input::Shutdown);
+                session.apply(machine, carry, &mut writers, epoch, &mut turn, input);
+                session.apply_ready(machine, carry, &mut writers, epoch, &mut turn, |inbox| {
+                    inbox.try_recv().ok()
+                });
+                // Let the executor run this thread's socket tasks before the next
+                // turn (a ready channel never makes this future wait by itself).
+                futures_lite::future::yield_now().await;
             }
-            None => machine.handle_timeout(Instant::now()),
+            None => machine.handle_timeout(session.now()),
         }
     }
 }

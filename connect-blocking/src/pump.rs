@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use connect_adapter::session::{self, Carry, Io, Session};
+use connect_adapter::session::{self, Carry, Io, Session, Turn};
 use connect_adapter::supervisor::Exit;
 use connect_adapter::{Ctx, HandlerResult, HttpClient, SignalListener, StateWatch, invoke_blocking};
 use connect_core::wire::Limits;
@@ -155,6 +155,8 @@ fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) -> std:
     let mut events = mio::Events::with_capacity(64);
     let mut ready: Vec<ConnId> = Vec::new();
     let mut io_events: Vec<IoEvent> = Vec::new();
+    // The last turn stopped at its bound: more input may be waiting, do not block.
+    let mut more_input = false;
     loop {
         let open =
             session.drain_outputs(machine, carry, &mut writers, &io, epoch, |handler, request, cancel| {
@@ -178,14 +180,22 @@ fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) -> std:
                 io_events.push(IoEvent::Closed(conn.id, None));
             }
         }
+        // A deadline already passed goes first: under load there is always
+        // input, and the heartbeat must not wait for it to stop.
+        let mut turn = Turn::new(machine);
         if !io_events.is_empty() {
-            apply_io(session, machine, carry, &mut writers, epoch, &mut io_events);
+            apply_io(session, machine, carry, &mut writers, epoch, &mut turn, &mut io_events);
+            continue;
+        }
+        if session.handle_due(machine, &mut turn) {
             continue;
         }
 
-        let deadline = machine.poll_timeout().map(|(at, _why)| at);
-        let deadline = closing.iter().map(|c| c.1).chain(deadline).min();
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let deadline = closing.iter().map(|c| c.1).chain(turn.deadline()).min();
+        let timeout = match more_input {
+            true => Some(Duration::ZERO),
+            false => deadline.map(|d| d.saturating_duration_since(Instant::now())),
+        };
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 return Err(e);
@@ -194,23 +204,17 @@ fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) -> std:
         ready.clear();
         ready.extend(events.iter().map(|e| e.token()).filter(|t| *t != WAKE).map(|t| ConnId(t.0 as u64)));
 
-        // Inputs from user threads and helpers. A new socket is registered
-        // and read at once: it may have data already (edge-triggered poll).
-        while let Ok(input) = carry.inbox.try_recv() {
-            let new_conn = match &input {
-                session::Input::Io { epoch: e, event: IoEvent::Connected(conn, _) } if *e == epoch => {
-                    Some(*conn)
-                }
-                _ => None,
-            };
-            session.apply(machine, carry, &mut writers, epoch, input);
-            if let Some(conn) = new_conn.and_then(|c| writers.get_mut(&c)) {
-                match conn.register(poll.registry()) {
-                    Ok(()) => ready.push(conn.id),
-                    Err(e) => {
-                        tracing::warn!(conn = conn.id.0, "cannot poll the socket: {e}");
-                        io_events.push(IoEvent::Closed(conn.id, None));
-                    }
+        // Inputs from user threads and helpers, a bounded batch of them.
+        session.apply_ready(machine, carry, &mut writers, epoch, &mut turn, |inbox| inbox.try_recv().ok());
+        more_input = turn.is_full();
+        // A new socket is registered and read at once: it may have data
+        // already (edge-triggered poll).
+        for conn in writers.values_mut().filter(|c| !c.is_registered()) {
+            match conn.register(poll.registry()) {
+                Ok(()) => ready.push(conn.id),
+                Err(e) => {
+                    tracing::warn!(conn = conn.id.0, "cannot poll the socket: {e}");
+                    conn.broken = true;
                 }
             }
         }
@@ -225,7 +229,7 @@ fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) -> std:
                 }
             }
         }
-        apply_io(session, machine, carry, &mut writers, epoch, &mut io_events);
+        apply_io(session, machine, carry, &mut writers, epoch, &mut turn, &mut io_events);
         let now = Instant::now();
         let mut i = 0;
         while i < closing.len() {
@@ -235,22 +239,24 @@ fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carry<Inbox>) -> std:
                 i += 1;
             }
         }
-        if deadline.is_some_and(|d| d <= now) {
-            machine.handle_timeout(now);
-        }
+        // The poll timed out at the deadline (or it passed meanwhile).
+        session.handle_due(machine, &mut turn);
     }
 }
 
+/// Feed what the sockets read (every frame they had: the kernel's buffer
+/// bounds it), the turn's deadline handled as soon as it passes.
 fn apply_io(
     session: &Session<Handler>,
     machine: &mut Worker,
     carry: &mut Carry<Inbox>,
     writers: &mut HashMap<ConnId, Conn>,
     epoch: u64,
+    turn: &mut Turn,
     events: &mut Vec<IoEvent>,
 ) {
     for event in events.drain(..) {
-        session.apply(machine, carry, writers, epoch, session::Input::Io { epoch, event });
+        session.apply(machine, carry, writers, epoch, turn, session::Input::Io { epoch, event });
     }
 }
 

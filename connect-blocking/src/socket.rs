@@ -35,6 +35,8 @@ pub(crate) struct Conn {
     retired: mpsc::Sender<Conn>,
     /// A write failed: the pump reports the connection closed.
     pub broken: bool,
+    /// Registered with the pump's poll once (never again after a deregistration).
+    registered: bool,
 }
 
 /// Dial `url` offering `subprotocol`, all within `timeout`. Blocking: runs on
@@ -85,13 +87,18 @@ pub(crate) fn dial(
     // O_NONBLOCK belongs to the socket, so this switches `ws`'s stream too.
     handle.set_nonblocking(true).map_err(io)?;
     let registration = mio::net::TcpStream::from_std(handle);
-    Ok(Conn { id, ws, registration, retired, broken: false })
+    Ok(Conn { id, ws, registration, retired, broken: false, registered: false })
 }
 
 impl Conn {
     pub fn register(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+        self.registered = true;
         let token = mio::Token(self.id.0 as usize);
         registry.register(&mut self.registration, token, mio::Interest::READABLE | mio::Interest::WRITABLE)
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.registered
     }
 
     pub fn deregister(&mut self, registry: &mio::Registry) {

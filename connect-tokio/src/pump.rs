@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use connect_adapter::session::{self, Carry, Io, IoEvent, Session};
+use connect_adapter::session::{self, Carry, Io, IoEvent, Session, Turn};
 use connect_adapter::supervisor::Exit;
 use connect_adapter::{Ctx, HandlerResult, HttpClient, invoke_async};
 use connect_core::worker::{ConnId, HttpId, HttpRequest, Worker};
@@ -105,15 +105,25 @@ pub(crate) async fn pump(shared: &Shared, machine: &mut Worker, carry: &mut Carr
                 tokio::time::timeout(socket::CLOSE_GRACE * 2, futures_util::future::join_all(sockets)).await;
             return;
         }
-        let deadline = machine.poll_timeout().map(|(at, _why)| tokio::time::Instant::from_std(at));
+        // A deadline already passed goes first: under load the inbox is never
+        // empty, and the heartbeat must not wait for it to be.
+        let mut turn = Turn::new(machine);
+        if session.handle_due(machine, &mut turn) {
+            continue;
+        }
+        let deadline = turn.deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             input = carry.inbox.recv() => {
                 // `None` cannot happen while `shared` holds a sender; treat it as shutdown.
                 let input = input.unwrap_or(Input::Shutdown);
-                session.apply(machine, carry, &mut writers, epoch, input);
+                session.apply(machine, carry, &mut writers, epoch, &mut turn, input);
+                session.apply_ready(machine, carry, &mut writers, epoch, &mut turn, |inbox| inbox.try_recv().ok());
+                // Let this thread's socket tasks run before the next turn: they
+                // write what the turn queued and read what came in.
+                tokio::task::yield_now().await;
             }
-            () = sleep_until(deadline) => machine.handle_timeout(Instant::now()),
+            () = sleep_until(deadline) => machine.handle_timeout(session.now()),
         }
     }
 }
