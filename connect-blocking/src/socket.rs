@@ -188,3 +188,33 @@ impl FrameSink for Conn {
         let _ = retired.send(self);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::handshake::server::{Request, Response};
+
+    /// The gateway socket has Nagle's algorithm off, so a frame written right
+    /// after another (a reply after its request's ACK) never waits for the
+    /// peer's delayed ACK.
+    #[test]
+    fn the_gateway_socket_has_nodelay() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("ws://{}/v0/connect", listener.local_addr().expect("addr"));
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            // The error type is tungstenite's, so its size is not ours to choose.
+            #[allow(clippy::result_large_err)]
+            let with_protocol = |_: &Request, mut resp: Response| {
+                resp.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("test"));
+                Ok(resp)
+            };
+            tungstenite::accept_hdr(stream, with_protocol).expect("upgrade")
+        });
+        let (retired, _) = mpsc::channel();
+        let conn =
+            dial(ConnId(1), &url, "test", Duration::from_secs(10), Limits::default(), retired).expect("dial");
+        assert!(conn.registration.nodelay().expect("getsockopt"));
+        drop(server.join());
+    }
+}

@@ -8,11 +8,14 @@ use bytes::Bytes;
 use connect_core::wire::Limits;
 use connect_core::worker::ConnId;
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use connect_adapter::session::FrameSink;
 
@@ -48,6 +51,16 @@ impl FrameSink for Writer {
     }
 }
 
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// TCP connect with Nagle's algorithm off (`true`: a frame written right
+/// after another, a reply after its request's ACK, must not wait for the
+/// peer's delayed ACK), TLS for `wss`, the WebSocket upgrade.
+async fn open(request: Request, config: WebSocketConfig) -> Result<Ws, WsError> {
+    let (ws, _response) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+    Ok(ws)
+}
+
 /// Dial `url`, then report `Connected`, every frame, and finally `Closed`
 /// through `emit` (which returns false once the pump is gone).
 pub(crate) async fn connect(
@@ -69,9 +82,8 @@ pub(crate) async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_recv_frame))
         .max_frame_size(Some(limits.max_recv_frame));
-    let dial = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-    let ws = match tokio::time::timeout(timeout, dial).await {
-        Ok(Ok((ws, _response))) => ws,
+    let ws = match tokio::time::timeout(timeout, open(request, config)).await {
+        Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             emit(IoEvent::ConnectFailed(conn, e.to_string()));
             return;
@@ -141,4 +153,28 @@ pub(crate) async fn connect(
         }
     };
     emit(IoEvent::Closed(conn, close));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway socket has Nagle's algorithm off.
+    #[test]
+    fn the_gateway_socket_has_nodelay() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("ws://{}/v0/connect", listener.local_addr().expect("addr"));
+            let request = url.into_client_request().expect("request");
+            let accept = async {
+                let (stream, _) = listener.accept().await.expect("accept");
+                tokio_tungstenite::accept_async(stream).await.expect("upgrade")
+            };
+            let (ws, _server) = tokio::join!(open(request, WebSocketConfig::default()), accept);
+            let ws = ws.expect("open");
+            let MaybeTlsStream::Plain(tcp) = ws.get_ref() else { panic!("a plain ws:// socket") };
+            assert!(tcp.nodelay().expect("getsockopt"));
+        });
+    }
 }
