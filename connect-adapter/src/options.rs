@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use connect_core::auth::{KeyError, SigningKey};
 use connect_core::payload::FunctionConfig;
 use connect_core::worker::{AppConfig, WorkerConfig};
+use ureq::http::Uri;
 
 use crate::system_attributes;
 
@@ -30,6 +31,18 @@ pub enum BuildError {
     MissingKey,
     #[error("no functions registered")]
     NoFunctions,
+    /// Two functions with one id: the gateway would route both triggers to one handler.
+    #[error(
+        "function id {id:?} is registered twice (its slug is {slug:?}); function ids must be unique in an app"
+    )]
+    DuplicateFunction { id: String, slug: String },
+    #[error(
+        "the app id is empty: Worker::builder(app_id) needs a name (function slugs are <app id>-<function id>)"
+    )]
+    EmptyAppId,
+    /// A URL setting that could never work (retrying it forever would only hide the typo).
+    #[error("{setting} is {value:?}: {why}")]
+    BadUrl { setting: &'static str, value: String, why: &'static str },
     #[error("{0}")]
     Config(String),
     /// A setting out of range or contradictory (an interval of 1 ns, a zero deadline, ...).
@@ -105,11 +118,20 @@ impl WorkerOptions {
         if self.dev.is_none()
             && let Some(v) = lookup("INNGEST_DEV")
         {
-            // INNGEST_DEV is "1"/"true", "0"/"false", or the dev server's URL.
-            match v.trim() {
+            // INNGEST_DEV is "1"/"true", "0"/"false" (any case), or the dev server's URL.
+            match v.trim().to_ascii_lowercase().as_str() {
                 "0" | "false" => self.dev = Some(false),
                 "1" | "true" => self.dev = Some(true),
-                url => {
+                _ => {
+                    let url = v.trim();
+                    check_url("INNGEST_DEV", url, &["http", "https"]).map_err(|e| match e {
+                        BuildError::BadUrl { setting, value, .. } => BuildError::BadUrl {
+                            setting,
+                            value,
+                            why: "expected 1, 0, true, false or the dev server's http(s) URL",
+                        },
+                        e => e,
+                    })?;
                     self.dev = Some(true);
                     if self.api_base_url.is_none() {
                         self.api_base_url = Some(url.trim_end_matches('/').to_owned());
@@ -138,8 +160,27 @@ impl WorkerOptions {
         functions: Vec<FunctionConfig>,
         started_at: SystemTime,
     ) -> Result<WorkerConfig, BuildError> {
+        if self.app_id.trim().is_empty() {
+            return Err(BuildError::EmptyAppId);
+        }
         if functions.is_empty() {
             return Err(BuildError::NoFunctions);
+        }
+        if let Some(url) = &self.api_base_url {
+            check_url(
+                "the API base URL (api_base_url, INNGEST_API_BASE_URL, INNGEST_BASE_URL)",
+                url,
+                &["http", "https"],
+            )?;
+        }
+        if let Some(url) = &self.gateway_url {
+            check_url("the gateway URL (gateway_url, INNGEST_CONNECT_GATEWAY_URL)", url, &["ws", "wss"])?;
+            if url.parse::<Uri>().is_ok_and(|u| matches!(u.path(), "" | "/")) {
+                tracing::warn!(
+                    url = %url,
+                    "the gateway URL has no path: Inngest's gateways (and connect-dev) serve /v0/connect"
+                );
+            }
         }
         if self.dev == Some(false) && self.signing_key.is_none() {
             return Err(BuildError::MissingKey);
@@ -167,6 +208,21 @@ impl WorkerOptions {
         }
         Ok(config)
     }
+}
+
+/// `url` parses, has one of `schemes` and a host.
+fn check_url(setting: &'static str, url: &str, schemes: &[&str]) -> Result<(), BuildError> {
+    let bad = |why| Err(BuildError::BadUrl { setting, value: url.to_owned(), why });
+    let Ok(uri) = url.parse::<Uri>() else { return bad("not a URL") };
+    match uri.scheme_str() {
+        Some(s) if schemes.contains(&s) => {}
+        _ if schemes == ["ws", "wss"] => return bad("the scheme must be ws:// or wss://"),
+        _ => return bad("the scheme must be http:// or https://"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return bad("no host");
+    }
+    Ok(())
 }
 
 /// The host name, as the Inngest SDKs use for the instance id.
@@ -242,5 +298,15 @@ mod tests {
         o.fill_from(|k| map.get(k).map(|v| v.to_string())).expect("ok");
         assert_eq!(o.env.as_deref(), Some("from-builder"));
         assert_eq!(o.max_concurrency, Some(5));
+    }
+
+    #[test]
+    fn inngest_dev_is_a_flag_in_any_case_or_an_http_url() {
+        assert_eq!(fill(&[("INNGEST_DEV", "TRUE")]).expect("flag").dev, Some(true));
+        assert_eq!(fill(&[("INNGEST_DEV", "False")]).expect("flag").dev, Some(false));
+        let o = fill(&[("INNGEST_DEV", "http://127.0.0.1:9999/")]).expect("url");
+        assert_eq!((o.dev, o.api_base_url.as_deref()), (Some(true), Some("http://127.0.0.1:9999")));
+        let e = fill(&[("INNGEST_DEV", "yes")]).expect_err("neither");
+        assert!(e.to_string().starts_with("INNGEST_DEV is \"yes\": expected 1, 0, true, false"), "{e}");
     }
 }

@@ -72,8 +72,12 @@ impl Settings {
         let mut handlers = HashMap::new();
         let mut configs = Vec::new();
         for (function, handler) in functions {
+            let slug = function.slug(&app_id);
+            if handlers.contains_key(&slug) {
+                return Err(BuildError::DuplicateFunction { id: function.id().to_owned(), slug });
+            }
             configs.push(function.config(&app_id));
-            handlers.insert(function.slug(&app_id), handler);
+            handlers.insert(slug, handler);
         }
         let mut config = self.options.resolve(configs, SystemTime::now())?;
         if let Some(f) = self.configure.take() {
@@ -250,5 +254,56 @@ mod tests {
         let mut s = Settings::new("app");
         s.options.shutdown_timeout = Some(Duration::from_secs(5));
         assert_eq!(resolve(&mut s).expect("fine").timeouts.shutdown, Duration::from_secs(5));
+    }
+
+    /// Two functions with one id would make one of them unreachable (the
+    /// handler map keeps one; the gateway routes both triggers to it).
+    #[test]
+    fn a_function_id_registered_twice_is_a_build_error() {
+        let mut s = Settings::new("app");
+        s.options.dev = Some(true);
+        let functions =
+            vec![(Function::new("f").on_event("e/one"), 1), (Function::new("f").on_event("e/two"), 2)];
+        let e = s.resolve(functions).map(|_| ()).expect_err("refused");
+        assert!(
+            matches!(&e, BuildError::DuplicateFunction { id, slug } if id == "f" && slug == "app-f"),
+            "{e}"
+        );
+
+        let mut s = Settings::new("app");
+        s.options.dev = Some(true);
+        let functions = vec![(Function::new("f"), 1), (Function::new("g"), 2)];
+        let (_, handlers) = s.resolve(functions).expect("distinct ids");
+        assert_eq!((handlers["app-f"], handlers["app-g"]), (1, 2));
+    }
+
+    #[test]
+    fn an_empty_app_id_is_a_build_error() {
+        let e = resolve(&mut Settings::new(" ")).expect_err("refused");
+        assert!(matches!(e, BuildError::EmptyAppId), "{e}");
+    }
+
+    /// A URL that can never work is refused when the worker is built, naming
+    /// the setting; before, the worker retried it forever.
+    #[test]
+    fn urls_that_cannot_work_are_a_build_error() {
+        for (api, gateway, wants) in [
+            (Some("yes"), None, "API base URL"),
+            (Some("ws://127.0.0.1:8288"), None, "http:// or https://"),
+            (Some("http://"), None, "API base URL"),
+            (None, Some("foo"), "gateway URL"),
+            (None, Some("http://127.0.0.1:8289/v0/connect"), "ws:// or wss://"),
+        ] {
+            let mut s = Settings::new("app");
+            s.options.api_base_url = api.map(str::to_owned);
+            s.options.gateway_url = gateway.map(str::to_owned);
+            let e = resolve(&mut s).expect_err("refused");
+            assert!(matches!(e, BuildError::BadUrl { .. }) && e.to_string().contains(wants), "{e}");
+        }
+        let mut s = Settings::new("app");
+        s.options.api_base_url = Some("https://inngest.internal:8288/".into());
+        s.options.gateway_url = Some("wss://gw.internal/v0/connect".into());
+        let config = resolve(&mut s).expect("good URLs");
+        assert_eq!(config.api_base_url, "https://inngest.internal:8288");
     }
 }
