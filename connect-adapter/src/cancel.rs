@@ -11,7 +11,9 @@ pub enum CancelReason {
     /// The gateway refused to extend the lease: another worker may run this
     /// attempt, so this one's result may be discarded.
     LeaseLost,
-    /// The worker is shutting down and its drain deadline passed.
+    /// The worker is stopping before the handler finished: its shutdown
+    /// deadline passed (or it hit a fatal error). The result will not be
+    /// sent; the gateway retries the run when its lease expires.
     ShutdownDeadline,
 }
 

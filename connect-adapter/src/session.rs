@@ -478,6 +478,12 @@ impl<H> Session<H> {
                     c.cancel(CancelReason::LeaseLost);
                 }
             }
+            Event::Abandoned { request_id } => {
+                tracing::warn!(%request_id, "abandoning the handler: the worker is stopping before it finished");
+                if let Some(c) = carry.cancels.get(request_id.as_str()) {
+                    c.cancel(CancelReason::ShutdownDeadline);
+                }
+            }
             Event::ReplyAcked { request_id } => tracing::trace!(%request_id, "reply acked"),
             Event::ReplyReplaced { request_id, error } => {
                 tracing::error!(%request_id, "the run fails with a non-retriable error instead: {error}");

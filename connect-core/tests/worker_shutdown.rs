@@ -65,7 +65,8 @@ fn requests_after_pause_are_not_taken() {
 }
 
 /// A handler that never finishes: the shutdown deadline bounds the wait, the
-/// app hears LeaseLost, and the machine closes.
+/// app hears that the request is abandoned (not that its lease was lost:
+/// the handler is told why), and the machine closes.
 #[test]
 fn shutdown_deadline_bounds_the_wait_for_in_flight_work() {
     let mut sim = Sim::new(origin(), config());
@@ -74,7 +75,8 @@ fn shutdown_deadline_bounds_the_wait_for_in_flight_work() {
     sim.advance(secs(59));
     assert!(!sim.closed());
     sim.advance(secs(1));
-    assert!(sim.has_event(&Event::LeaseLost { request_id: "stuck".into() }));
+    assert!(sim.has_event(&Event::Abandoned { request_id: "stuck".into() }));
+    assert!(!sim.events().iter().any(|e| matches!(e, Event::LeaseLost { .. })));
     assert!(sim.closed());
     assert_eq!(sim.events().last(), Some(&Event::Closed));
 }

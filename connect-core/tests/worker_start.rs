@@ -107,6 +107,21 @@ fn gateway_url_override_is_dialed_instead_of_the_endpoint() {
     assert_eq!(sim.dials()[0].2, "ws://127.0.0.1:9999/v0/connect");
 }
 
+/// 401 with no key configured is fatal at once, and says that a key is
+/// missing (not that one was rejected).
+#[test]
+fn unauthorized_without_a_key_is_fatal_and_names_the_missing_key() {
+    let mut c = config();
+    c.signing_key = None;
+    c.signing_key_fallback = None;
+    let sim = Sim::scripted(origin(), c, Script { start_status: Some(401), ..Script::default() });
+    assert_eq!(sim.start_calls().len(), 1);
+    let fatal = FatalError::KeyRequired { status: 401 };
+    assert!(fatal.to_string().contains("none is set: set INNGEST_SIGNING_KEY"), "{fatal}");
+    assert!(sim.has_event(&Event::Fatal(fatal)));
+    assert_eq!(sim.state(), ConnectionState::Closed);
+}
+
 /// 401 with the primary key switches to the fallback key at once; a 401
 /// with the fallback too is fatal and closes the machine.
 #[test]

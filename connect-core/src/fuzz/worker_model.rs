@@ -348,7 +348,7 @@ impl Model {
                 "no heartbeat on {conn:?} from {last:?} to {end:?}"
             );
         }
-        // Leases lost only after a NACK, a local expiry, or the machine's end.
+        // Leases lost only after a NACK or a local expiry (or in the machine's end).
         for (t, d) in &sim.log {
             if let Did::Event(Event::LeaseLost { request_id }) = d {
                 if self.wild.contains(request_id.as_str()) {
@@ -366,6 +366,13 @@ impl Model {
                     "lease of {request_id} lost at {t:?}, granted at {granted:?}, never NACKed"
                 );
             }
+        }
+        // A request is abandoned only by a machine that is closing.
+        if !sim.closed() {
+            assert!(
+                !sim.log.iter().any(|(_, d)| matches!(d, Did::Event(Event::Abandoned { .. }))),
+                "a request abandoned by a machine that is still running"
+            );
         }
         // Replies: never both acked and failed, nothing reported twice.
         let mut settled = HashSet::new();

@@ -89,9 +89,15 @@ pub enum Event {
     Invocation(ExecutorRequest),
     /// The request's lease is gone (a NACK, or it expired locally): another
     /// worker may run it. Cancel the handler; a reply is still accepted and
-    /// sent. Also sent for every running request when the machine gives up on
-    /// it (shutdown deadline, fatal error).
+    /// sent.
     LeaseLost {
+        request_id: RequestId,
+    },
+    /// The machine gave up on a running request because it is stopping (the
+    /// shutdown deadline passed, or a fatal error): cancel the handler. Its
+    /// reply can no longer be sent; the gateway retries the run when the
+    /// lease expires.
+    Abandoned {
         request_id: RequestId,
     },
     /// The reply is durably stored by Inngest (WORKER_REPLY_ACK or a successful flush).
@@ -207,6 +213,12 @@ pub enum FatalError {
     /// The start call answered 401/403 with every configured key in a row.
     #[error("the Connect API rejected the signing key (HTTP {status}){}", if *.tried_fallback { " and the fallback key" } else { "" })]
     Unauthorized { status: u16, tried_fallback: bool },
+    /// The start call answered 401/403 and no signing key is configured (a
+    /// worker in dev mode against a gateway that wants one).
+    #[error(
+        "the Connect API requires a signing key (HTTP {status}) and none is set: set INNGEST_SIGNING_KEY or .signing_key(...)"
+    )]
+    KeyRequired { status: u16 },
     /// The gateway could not sync the app (SYNC_FAILED): the function config is rejected.
     #[error("the gateway rejected the app sync: {code}: {message}")]
     SyncRejected { code: String, message: String },

@@ -599,6 +599,9 @@ impl Worker {
                     self.key_index ^= 1;
                     self.primary = None;
                     self.start_attempt();
+                } else if keys == 0 {
+                    self.primary = None;
+                    self.fatal(FatalError::KeyRequired { status });
                 } else {
                     self.primary = None;
                     self.fatal(FatalError::Unauthorized { status, tried_fallback: keys == 2 });
@@ -1009,7 +1012,7 @@ impl Worker {
     fn shutdown_expired(&mut self) {
         let running: Vec<RequestId> = self.requests.awaiting().map(|t| t.id()).collect();
         for request_id in running {
-            self.event(Event::LeaseLost { request_id });
+            self.event(Event::Abandoned { request_id });
         }
         self.fail_pending_replies("the shutdown deadline passed before the reply was acknowledged");
         self.close_all();
@@ -1028,7 +1031,7 @@ impl Worker {
         self.event(Event::Fatal(error));
         let running: Vec<RequestId> = self.requests.awaiting().map(|t| t.id()).collect();
         for request_id in running {
-            self.event(Event::LeaseLost { request_id });
+            self.event(Event::Abandoned { request_id });
         }
         self.fail_pending_replies(&why);
         self.close_all();

@@ -39,6 +39,8 @@ pub struct Spec {
     /// Signing keys; with a key the worker is in cloud mode (not dev) against connect-dev.
     pub signing_key: Option<String>,
     pub signing_key_fallback: Option<String>,
+    /// How long shutdown waits for handlers (the adapter's default when `None`).
+    pub shutdown_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Spec {
@@ -59,6 +61,7 @@ impl Spec {
             handle_signals: false,
             signing_key: None,
             signing_key_fallback: None,
+            shutdown_timeout: None,
         }
     }
 
@@ -153,6 +156,7 @@ macro_rules! contract_suite {
             a_drain_in_the_middle_of_a_run_loses_nothing,
             a_connection_thread_panic_is_respawned_and_loses_no_run,
             shutdown_waits_for_in_flight_work,
+            the_shutdown_deadline_cancels_a_stuck_handler_saying_why,
             the_gateway_hears_why_the_worker_left,
         );
     };

@@ -283,6 +283,35 @@ pub fn shutdown_waits_for_in_flight_work<A: Adapter>() {
     assert_eq!(run.status, RunStatus::Completed, "{run:?}");
 }
 
+/// A handler still running at the shutdown deadline is cancelled, and its
+/// signal says why: the worker is stopping (not that the lease was lost).
+pub fn the_shutdown_deadline_cancels_a_stuck_handler_saying_why<A: Adapter>() {
+    let dev = dev(ms(100), ms(200));
+    let entered = Gate::default();
+    let reason = std::sync::Arc::new(Mutex::new(None));
+    let (e, r) = (entered.clone(), reason.clone());
+    let mut spec = Spec::new(&dev, "stuck").function(Function::new("f").on_event("stuck/e"), move |ctx| {
+        e.open();
+        let signal = ctx.cancel_signal();
+        let end = std::time::Instant::now() + WAIT;
+        while !signal.is_cancelled() && std::time::Instant::now() < end {
+            std::thread::sleep(ms(5));
+        }
+        *r.lock().expect("lock") = signal.reason();
+        Ok(json!("too late"))
+    });
+    spec.shutdown_timeout = Some(ms(300));
+    let w = start::<A>(spec);
+    dev.send_event("stuck/e", json!({})).expect("event");
+    entered.wait();
+    stop(&*w);
+    let end = std::time::Instant::now() + WAIT;
+    while reason.lock().expect("lock").is_none() && std::time::Instant::now() < end {
+        std::thread::sleep(ms(5));
+    }
+    assert_eq!(*reason.lock().expect("lock"), Some(connect_adapter::CancelReason::ShutdownDeadline));
+}
+
 /// A graceful shutdown ends with our close frame (1000 `WORKER_SHUTDOWN`)
 /// reaching the gateway, which records it as the reason the worker left,
 /// rather than a dropped socket.

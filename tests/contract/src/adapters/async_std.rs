@@ -39,6 +39,9 @@ fn builder(spec: &mut Spec) -> Builder {
     if let Some(k) = &spec.signing_key {
         b = b.signing_key(k);
     }
+    if let Some(t) = spec.shutdown_timeout {
+        b = b.shutdown_timeout(t);
+    }
     if let Some(k) = &spec.signing_key_fallback {
         b = b.signing_key_fallback(k);
     }
