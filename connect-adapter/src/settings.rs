@@ -130,11 +130,17 @@ impl Settings {
 #[macro_export]
 macro_rules! builder_settings {
     () => {
+        /// The signing key (`signkey-<env>-<hex>`), as in the Inngest
+        /// dashboard. Only its hash is sent; neither is ever logged or shown
+        /// by `Debug`. A malformed key is reported by `connect()`. Without a
+        /// key the worker is in dev mode (`INNGEST_SIGNING_KEY`).
         pub fn signing_key(mut self, key: &str) -> Self {
             self.settings.options.signing_key = self.settings.key(key, "signing_key");
             self
         }
 
+        /// The key to try after the start call answers 401 with the signing
+        /// key, for rotation (`INNGEST_SIGNING_KEY_FALLBACK`).
         pub fn signing_key_fallback(mut self, key: &str) -> Self {
             self.settings.options.signing_key_fallback = self.settings.key(key, "signing_key_fallback");
             self
@@ -146,6 +152,8 @@ macro_rules! builder_settings {
             self
         }
 
+        /// The app's version, sent with its functions; the gateway routes new
+        /// work to the newest version connected.
         pub fn app_version(mut self, version: impl Into<String>) -> Self {
             self.settings.options.app_version = Some(version.into());
             self

@@ -45,6 +45,16 @@
 //! are still delivered.
 //!
 //! [RUSTSEC-2025-0052]: https://rustsec.org/advisories/RUSTSEC-2025-0052.html
+//!
+//! # Delivery: at least once
+//!
+//! A worker never runs a request id twice, but an attempt whose lease was
+//! lost (a refused extension, a connection gone for longer than the lease,
+//! a handler abandoned at the shutdown deadline) is retried by the gateway,
+//! possibly on another worker, while the first may still be running. So a
+//! handler can run more than once for one event: make its side effects
+//! idempotent (key them by `ctx.run_id()` and the attempt), and watch
+//! `ctx.cancel_signal()` to stop early when the lease is lost.
 #![forbid(unsafe_code)]
 
 mod builder;

@@ -24,7 +24,7 @@ impl Worker {
 /// Settings and functions of a worker. Values set here win over Inngest's
 /// environment variables (`INNGEST_SIGNING_KEY`, `INNGEST_ENV`, ...), which
 /// win over the defaults. The setters shared with the other adapters come
-/// from [`connect_adapter::builder_settings!`].
+/// from `connect_adapter::builder_settings!` (listed below with the rest).
 pub struct Builder {
     settings: Settings,
     functions: Vec<(Function, Handler)>,
