@@ -8,6 +8,7 @@ use connect_core::wire::ExecutorRequest;
 use connect_core::worker::Reply;
 use futures_util::FutureExt;
 
+use crate::supervisor::panic_message;
 use crate::{CancelSignal, Ctx, HandlerError, HandlerResult, reply_for, reply_for_panic};
 
 /// The handler's context, or the reply that fails the request.
@@ -25,6 +26,18 @@ fn prepare<F>(handler: Option<F>, request: ExecutorRequest, cancel: CancelSignal
     }
 }
 
+/// Log a failed attempt (the run's output says why too, but an operator
+/// reads logs): WARN for an error the handler returned, ERROR for a panic.
+fn log_failure(request_id: &str, function: &str, result: Result<&HandlerResult, &str>) {
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(request_id, function, retry = ?e.retry, "handler failed: {}: {}", e.name, e.message)
+        }
+        Err(panic) => tracing::error!(request_id, function, "handler panicked: {panic}"),
+    }
+}
+
 /// Run an async handler; returns the request id and its reply.
 pub async fn invoke_async<F, Fut>(
     handler: Option<F>,
@@ -36,10 +49,17 @@ where
     Fut: Future<Output = HandlerResult>,
 {
     let request_id = request.request_id().to_owned();
+    let function = request.function_slug().to_owned();
     let reply = match prepare(handler, request, cancel) {
         Ok((handler, ctx)) => match AssertUnwindSafe(handler(ctx)).catch_unwind().await {
-            Ok(result) => reply_for(&result),
-            Err(panic) => reply_for_panic(&*panic),
+            Ok(result) => {
+                log_failure(&request_id, &function, Ok(&result));
+                reply_for(&result)
+            }
+            Err(panic) => {
+                log_failure(&request_id, &function, Err(&panic_message(&*panic)));
+                reply_for_panic(&*panic)
+            }
         },
         Err(reply) => reply,
     };
@@ -56,10 +76,17 @@ where
     F: FnOnce(Ctx) -> HandlerResult,
 {
     let request_id = request.request_id().to_owned();
+    let function = request.function_slug().to_owned();
     let reply = match prepare(handler, request, cancel) {
         Ok((handler, ctx)) => match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
-            Ok(result) => reply_for(&result),
-            Err(panic) => reply_for_panic(&*panic),
+            Ok(result) => {
+                log_failure(&request_id, &function, Ok(&result));
+                reply_for(&result)
+            }
+            Err(panic) => {
+                log_failure(&request_id, &function, Err(&panic_message(&*panic)));
+                reply_for_panic(&*panic)
+            }
         },
         Err(reply) => reply,
     };

@@ -88,12 +88,7 @@ pub fn reply_for(result: &HandlerResult) -> Reply {
 
 /// The reply for a handler that panicked: a retryable error naming the panic.
 pub fn reply_for_panic(panic: &(dyn std::any::Any + Send)) -> Reply {
-    let msg = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "handler panicked".into());
-    reply_for(&Err(HandlerError::new(msg).named("HandlerPanic")))
+    reply_for(&Err(HandlerError::new(crate::supervisor::panic_message(panic)).named("HandlerPanic")))
 }
 
 #[cfg(test)]

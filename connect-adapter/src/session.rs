@@ -193,7 +193,19 @@ impl<H> Session<H> {
 
     /// Record a fatal error (the first one wins) and report CLOSED.
     pub fn set_fatal(&self, msg: String) {
+        self.record_fatal(msg);
+        self.report_closed();
+    }
+
+    /// Record a fatal error (the first one wins); CLOSED is reported when the
+    /// incarnation has finished closing its sockets.
+    fn record_fatal(&self, msg: String) {
         self.fatal.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(msg);
+    }
+
+    /// Report CLOSED: the user's `closed()` returns and the process may exit,
+    /// so only once the close frames are out (or their grace has passed).
+    pub fn report_closed(&self) {
         (self.on_state)(ConnectionState::Closed);
     }
 
@@ -248,7 +260,11 @@ impl<H> Session<H> {
         self.dials().clear();
         let _entered = self.span.enter();
         match catch_unwind(AssertUnwindSafe(|| run(&mut machine, &mut carry))) {
-            Ok(()) => Exit::Finished,
+            Ok(()) => {
+                // `run` returns after the last close frames were flushed.
+                self.report_closed();
+                Exit::Finished
+            }
             Err(p) => {
                 carry.durable = machine.take_durable();
                 Exit::Crashed { carry, panic: panic_message(&*p) }
@@ -399,6 +415,12 @@ impl<H> Session<H> {
                 },
                 Output::Event(event) => {
                     let shutting_down = self.shutdown_requested.load(Ordering::Acquire);
+                    if event == Event::StateChanged(ConnectionState::Reconnecting) && !shutting_down {
+                        // Visible without DEBUG logs. A gateway drain passes through
+                        // RECONNECTING too, so the last error may be an older one.
+                        let last_error = machine.last_error().unwrap_or("none");
+                        tracing::info!(last_error, "reconnecting");
+                    }
                     if shutting_down && event == Event::StateChanged(ConnectionState::Closing) {
                         let replies = machine.unacked_replies();
                         if replies > 0 {
@@ -461,7 +483,10 @@ impl<H> Session<H> {
         match event {
             Event::StateChanged(state) => {
                 tracing::debug!(?state, "connection state");
-                (self.on_state)(state);
+                // CLOSED is reported once the sockets are closed (see `Event::Closed`).
+                if state != ConnectionState::Closed {
+                    (self.on_state)(state);
+                }
             }
             Event::Ready { conn, connection_id } => {
                 tracing::info!(conn = conn.0, %connection_id, "connection active");
@@ -493,12 +518,13 @@ impl<H> Session<H> {
             }
             Event::Fatal(error) => {
                 tracing::error!("worker stopped: {error}");
-                self.set_fatal(error.to_string());
+                self.record_fatal(error.to_string());
             }
-            Event::Closed => {
-                (self.on_state)(ConnectionState::Closed);
-                return false;
-            }
+            // Reported CLOSED by `run_guarded` (or the same-runtime task) once
+            // the pump has flushed the sockets' close frames: reported here,
+            // `closed()` returned and the process could exit before the
+            // gateway heard WORKER_SHUTDOWN.
+            Event::Closed => return false,
         }
         true
     }

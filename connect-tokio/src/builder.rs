@@ -87,6 +87,7 @@ impl Builder {
                 let mut carry = carry;
                 if let Some(mut machine) = shared2.session.new_machine(&mut carry.durable) {
                     pump::pump(&shared2, &mut machine, &mut carry).await;
+                    shared2.session.report_closed();
                 }
             });
         } else {

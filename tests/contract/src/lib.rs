@@ -52,10 +52,15 @@ impl std::fmt::Debug for Spec {
 
 impl Spec {
     pub fn new(dev: &DevServer, app: &str) -> Self {
+        Spec::at(dev.api_url(), app)
+    }
+
+    /// A spec for a dev server's API at `api_url` (one in another process).
+    pub fn at(api_url: String, app: &str) -> Self {
         Spec {
             app: app.into(),
             instance_id: format!("{app}-1"),
-            api_url: dev.api_url(),
+            api_url,
             functions: Vec::new(),
             handler_threads: 2,
             handle_signals: false,

@@ -21,12 +21,17 @@ use std::time::{Duration, Instant};
 use connect_adapter::Function;
 use connect_contract_tests::adapters::{AsyncStd, Blocking, Smol, Tokio};
 use connect_contract_tests::{Adapter, Gate, Spec, WAIT, dev};
+use connect_dev::{ConnStatus, DevServer};
 use serde_json::json;
 
 /// Set in a child: `<adapter>:<case>`.
 const CHILD: &str = "CONNECT_CONTRACT_SIGNALS_CHILD";
+/// Set in a child: the API URL of the parent's dev server (the parent sees
+/// what reached the gateway after the child process is gone).
+const API: &str = "CONNECT_CONTRACT_SIGNALS_API";
 const READY: &str = "CHILD READY";
 const CLOSED: &str = "CHILD CLOSED";
+const RUNNING: &str = "CHILD RUNNING";
 const SIGINT: i32 = 2;
 
 /// One child at a time: each runs a dev server and a worker.
@@ -71,10 +76,10 @@ fn run_child<A: Adapter>(case: Case) {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stdout)
         .init();
-    let dev = dev(Duration::from_millis(200), Duration::from_millis(500));
+    let api = std::env::var(API).expect("the parent's dev server");
     let started = Gate::default();
     let running = started.clone();
-    let mut spec = Spec::new(&dev, "sig").function(Function::new("stuck").on_event("sig/stuck"), move |_| {
+    let mut spec = Spec::at(api, "sig").function(Function::new("stuck").on_event("sig/stuck"), move |_| {
         running.open();
         loop {
             std::thread::park(); // never returns: only quitting ends this run
@@ -87,21 +92,27 @@ fn run_child<A: Adapter>(case: Case) {
     let w = A::start(spec);
     w.ready(WAIT).expect("ready");
     if case == Case::SigintTwice {
-        dev.send_event("sig/stuck", json!({})).expect("event");
+        // The parent sends the event once it reads READY.
+        println!("{READY}");
         started.wait();
+        println!("{RUNNING}");
     }
-    println!("{READY}");
+    if case == Case::Sigterm {
+        println!("{READY}");
+    }
     w.closed(WAIT).expect("closed gracefully");
     println!("{CLOSED}");
 }
 
 /// The parent's side: run `case` in a child, signalling it when its log says
 /// so; returns how it ended and everything it printed.
-fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String) {
+fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String, DevServer) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dev = dev(Duration::from_millis(200), Duration::from_millis(500));
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
         .args(["--exact", "child", "--nocapture", "--test-threads", "1"])
         .env(CHILD, format!("{}:{}", A::NAME, case.name()))
+        .env(API, dev.api_url())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -128,6 +139,8 @@ fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String) {
     match case {
         Case::Sigterm => signal("-TERM"),
         Case::SigintTwice => {
+            dev.send_event("sig/stuck", json!({})).expect("event");
+            wait_for(&lines, &mut seen, RUNNING);
             signal("-INT");
             wait_for(&lines, &mut seen, "shutting down: waiting for 1 run in flight");
             signal("-INT");
@@ -140,7 +153,7 @@ fn in_child<A: Adapter>(case: Case) -> (ExitStatus, String) {
     while let Ok(line) = lines.recv_timeout(until.saturating_duration_since(Instant::now())) {
         seen.push(line);
     }
-    (status, seen.join("\n"))
+    (status, seen.join("\n"), dev)
 }
 
 /// Kills the child if the parent gives up on it (a failed assertion), so
@@ -176,15 +189,21 @@ fn wait_for(lines: &Receiver<String>, seen: &mut Vec<String>, what: &str) {
 }
 
 fn sigterm_shuts_the_worker_down_gracefully<A: Adapter>() {
-    let (status, out) = in_child::<A>(Case::Sigterm);
+    let (status, out, dev) = in_child::<A>(Case::Sigterm);
     assert!(status.success(), "{status:?}\n{out}");
     assert!(out.contains("SIGTERM received: shutting down gracefully"), "{out}");
     assert!(out.contains("shutting down: nothing in flight, closing"), "{out}");
     assert!(out.contains(CLOSED), "{out}");
+    // The process exited right after `closed()` returned: the close frame was
+    // out by then, so the gateway heard why the worker left (not a dropped socket).
+    let conns = dev
+        .wait_for_connections_where(|c| c.iter().all(|c| c.status == ConnStatus::Disconnected), WAIT)
+        .expect("the gateway saw the worker go");
+    assert_eq!(conns[0].disconnect_reason.as_deref(), Some("WORKER_SHUTDOWN"), "{:?}", conns[0]);
 }
 
 fn a_second_sigint_during_the_drain_quits_at_once<A: Adapter>() {
-    let (status, out) = in_child::<A>(Case::SigintTwice);
+    let (status, out, _dev) = in_child::<A>(Case::SigintTwice);
     assert_eq!(status.signal(), Some(SIGINT), "ended as a default SIGINT ends a process: {status:?}\n{out}");
     assert!(
         out.contains("SIGINT received: shutting down gracefully (press Ctrl-C again to quit at once)"),
