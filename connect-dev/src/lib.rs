@@ -203,6 +203,8 @@ pub struct RunEnd {
 pub enum DevError {
     #[error("could not start the dev server: {0}")]
     Io(#[from] std::io::Error),
+    #[error("could not listen on {addr} ({what}): {source}")]
+    Bind { addr: std::net::SocketAddr, what: &'static str, source: std::io::Error },
     #[error("invalid dev server configuration: {0}")]
     Config(#[from] GatewayConfigError),
     #[error("the dev server has shut down")]
@@ -237,8 +239,11 @@ impl DevServer {
     /// the config is out of range ([`DevConfig::validate`]) or a port is taken.
     pub fn spawn(config: DevConfig) -> Result<DevServer, DevError> {
         config.validate()?;
-        let api = std::net::TcpListener::bind(config.api_listen)?;
-        let gateway = std::net::TcpListener::bind(config.gateway_listen)?;
+        let bind = |addr, what| {
+            std::net::TcpListener::bind(addr).map_err(|source| DevError::Bind { addr, what, source })
+        };
+        let api = bind(config.api_listen, "the API, --api-listen")?;
+        let gateway = bind(config.gateway_listen, "the gateway, --gateway-listen")?;
         api.set_nonblocking(true)?;
         gateway.set_nonblocking(true)?;
         let (api_addr, gateway_addr) = (api.local_addr()?, gateway.local_addr()?);

@@ -11,10 +11,15 @@ use connect_core::auth::SigningKey;
 use connect_core::duration::parse_go_duration;
 use connect_dev::{DevConfig, DevServer, GatewayConfigError};
 
-const USAGE: &str =
-    "usage: connect-dev [--api-listen ADDR] [--gateway-listen ADDR] [--heartbeat-interval DUR] \
-[--extend-lease-interval DUR] [--drain-timeout DUR] [--signing-key KEY] [--retry-delay DUR]
-  durations are Go style: 10s, 250ms, 1m30s; intervals from 10ms to 5m, the drain timeout up to 10m.
+const USAGE: &str = "usage: connect-dev [FLAG VALUE | FLAG=VALUE]...
+  --api-listen ADDR             the HTTP API (default 127.0.0.1:8288); ADDR is host:port
+  --gateway-listen ADDR         the WebSocket gateway at /v0/connect (default 127.0.0.1:8289)
+  --heartbeat-interval DUR      sent in READY (default 10s; 10ms to 5m)
+  --extend-lease-interval DUR   sent in READY (default 30s; 10ms to 5m)
+  --drain-timeout DUR           GATEWAY_CLOSING to the forced close (default 25s; at most 10m)
+  --retry-delay DUR             before a failed attempt is retried (default 0s)
+  --signing-key KEY             require this key (hashed) on start and flush calls (default: none)
+  Durations are Go style: 10s, 250ms, 1m30s. SIGUSR1 drains the gateway.
   Env RUST_LOG sets the log filter (default info).";
 
 fn main() {
@@ -66,6 +71,14 @@ fn wait_for_signals(dev: &DevServer) {
     });
 }
 
+/// `host:port`, a host name (`localhost:9999`) resolved to its first address.
+fn listen_addr(flag: &str, value: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs =
+        value.to_socket_addrs().map_err(|e| format!("{flag}: {value:?}: {e} (want host:port)"))?;
+    addrs.next().ok_or_else(|| format!("{flag}: {value:?} resolves to no address"))
+}
+
 fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
     let mut c = DevConfig::default();
     while let Some(flag) = args.next() {
@@ -90,10 +103,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
             return Err(format!("unknown flag {flag}"));
         }
         let value = inline.or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value"))?;
-        let dur = |v: &str| parse_go_duration(v).map_err(|e| e.to_string());
+        if FLAGS.contains(&value.split('=').next().unwrap_or_default()) {
+            return Err(format!("{flag} needs a value (got the flag {value})"));
+        }
+        let dur = |v: &str| parse_go_duration(v).map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
-            "--api-listen" => c.api_listen = value.parse().map_err(|e| format!("{flag}: {e}"))?,
-            "--gateway-listen" => c.gateway_listen = value.parse().map_err(|e| format!("{flag}: {e}"))?,
+            "--api-listen" => c.api_listen = listen_addr(&flag, &value)?,
+            "--gateway-listen" => c.gateway_listen = listen_addr(&flag, &value)?,
             "--heartbeat-interval" => c.heartbeat_interval = dur(&value)?,
             "--extend-lease-interval" => c.extend_lease_interval = dur(&value)?,
             "--drain-timeout" => c.drain_timeout = dur(&value)?,
@@ -110,4 +126,45 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<DevConfig, String> {
         e => e.to_string(),
     })?;
     Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<DevConfig, String> {
+        parse(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn a_flag_without_its_value_does_not_swallow_the_next_flag() {
+        let e = parse_args(&["--heartbeat-interval", "--api-listen", "127.0.0.1:1"]).expect_err("refused");
+        assert_eq!(e, "--heartbeat-interval needs a value (got the flag --api-listen)");
+        let e = parse_args(&["--drain-timeout"]).expect_err("refused");
+        assert_eq!(e, "--drain-timeout needs a value");
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names_and_errors_name_the_flag() {
+        let c =
+            parse_args(&["--api-listen", "localhost:9999", "--gateway-listen=127.0.0.1:9998"]).expect("ok");
+        assert!(c.api_listen.ip().is_loopback() && c.api_listen.port() == 9999, "{}", c.api_listen);
+        assert_eq!(c.gateway_listen.to_string(), "127.0.0.1:9998");
+        let e = parse_args(&["--api-listen", "nowhere"]).expect_err("refused");
+        assert!(e.starts_with("--api-listen: \"nowhere\""), "{e}");
+        let e = parse_args(&["--retry-delay", "soon"]).expect_err("refused");
+        assert!(e.starts_with("--retry-delay: "), "{e}");
+        let e = parse_args(&["--heartbeat-interval", "1ns"]).expect_err("refused");
+        assert!(e.starts_with("--heartbeat-interval: "), "{e}");
+    }
+
+    #[test]
+    fn a_port_in_use_names_the_address_and_the_flag() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let config = DevConfig { api_listen: taken.local_addr().expect("addr"), ..DevConfig::ephemeral() };
+        let e = DevServer::spawn(config).expect_err("in use").to_string();
+        let want =
+            format!("could not listen on {} (the API, --api-listen): ", taken.local_addr().expect("addr"));
+        assert!(e.starts_with(&want), "{e}");
+    }
 }
