@@ -39,9 +39,38 @@ impl HttpClient {
             builder = builder.header(k, v);
         }
         let result = builder.config().timeout_global(Some(req.timeout)).build().send(&req.body[..]);
-        let mut resp = result.map_err(|e| e.to_string())?;
+        // The URL names the call (start or flush) in logs; it holds no secret (the key is a header).
+        let mut resp = result.map_err(|e| format!("POST {}: {e}", req.url))?;
         let status = resp.status().as_u16();
-        let body = resp.body_mut().with_config().limit(MAX_BODY).read_to_vec().map_err(|e| e.to_string())?;
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| format!("POST {}: reading the answer: {e}", req.url))?;
         Ok(HttpResponse { status, body: Bytes::from(body) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A failed call says which call it was: the operator reads it in a WARN line.
+    #[test]
+    fn a_failed_call_names_its_url() {
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let url = format!("http://127.0.0.1:{port}/v0/connect/start");
+        let req = HttpRequest {
+            url: url.clone(),
+            headers: vec![("authorization".into(), "Bearer signkey-test-secret".into())],
+            body: Bytes::from_static(b"x"),
+            timeout: Duration::from_secs(5),
+        };
+        let e = HttpClient::new().perform(&req).expect_err("nothing listens there");
+        assert!(e.starts_with(&format!("POST {url}: ")), "{e}");
+        assert!(!e.contains("secret"), "{e}");
     }
 }
