@@ -26,15 +26,21 @@ fn prepare<F>(handler: Option<F>, request: ExecutorRequest, cancel: CancelSignal
     }
 }
 
-/// Log a failed attempt (the run's output says why too, but an operator
-/// reads logs): WARN for an error the handler returned, ERROR for a panic.
-fn log_failure(request_id: &str, function: &str, result: Result<&HandlerResult, &str>) {
-    match result {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(request_id, function, retry = ?e.retry, "handler failed: {}: {}", e.name, e.message)
+/// The reply for what the handler did, logged when it failed (the run's
+/// output says why too, but an operator reads logs): WARN for an error the
+/// handler returned, ERROR for a panic.
+fn finish(request_id: &str, function: &str, outcome: std::thread::Result<HandlerResult>) -> Reply {
+    match outcome {
+        Ok(result) => {
+            if let Err(e) = &result {
+                tracing::warn!(request_id, function, retry = ?e.retry, "handler failed: {}: {}", e.name, e.message);
+            }
+            reply_for(&result)
         }
-        Err(panic) => tracing::error!(request_id, function, "handler panicked: {panic}"),
+        Err(panic) => {
+            tracing::error!(request_id, function, "handler panicked: {}", panic_message(&*panic));
+            reply_for_panic(&*panic)
+        }
     }
 }
 
@@ -51,16 +57,9 @@ where
     let request_id = request.request_id().to_owned();
     let function = request.function_slug().to_owned();
     let reply = match prepare(handler, request, cancel) {
-        Ok((handler, ctx)) => match AssertUnwindSafe(handler(ctx)).catch_unwind().await {
-            Ok(result) => {
-                log_failure(&request_id, &function, Ok(&result));
-                reply_for(&result)
-            }
-            Err(panic) => {
-                log_failure(&request_id, &function, Err(&panic_message(&*panic)));
-                reply_for_panic(&*panic)
-            }
-        },
+        Ok((handler, ctx)) => {
+            finish(&request_id, &function, AssertUnwindSafe(handler(ctx)).catch_unwind().await)
+        }
         Err(reply) => reply,
     };
     (request_id, reply)
@@ -78,16 +77,7 @@ where
     let request_id = request.request_id().to_owned();
     let function = request.function_slug().to_owned();
     let reply = match prepare(handler, request, cancel) {
-        Ok((handler, ctx)) => match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
-            Ok(result) => {
-                log_failure(&request_id, &function, Ok(&result));
-                reply_for(&result)
-            }
-            Err(panic) => {
-                log_failure(&request_id, &function, Err(&panic_message(&*panic)));
-                reply_for_panic(&*panic)
-            }
-        },
+        Ok((handler, ctx)) => finish(&request_id, &function, catch_unwind(AssertUnwindSafe(|| handler(ctx)))),
         Err(reply) => reply,
     };
     (request_id, reply)

@@ -145,6 +145,32 @@ pub fn spin(d: Duration) {
     std::hint::black_box(x);
 }
 
+/// The settings every adapter's builder takes from a [`Spec`] (the builders
+/// share these setters through `connect_adapter::builder_settings!`, but not
+/// a type). Evaluates to the builder.
+#[macro_export]
+macro_rules! apply_spec {
+    ($builder:expr, $spec:expr) => {{
+        let spec = &$spec;
+        let mut b = $builder
+            .api_base_url(spec.api_url.clone())
+            .instance_id(spec.instance_id.clone())
+            .dev(spec.signing_key.is_none())
+            .handle_signals(spec.handle_signals)
+            .seed(42);
+        if let Some(k) = &spec.signing_key {
+            b = b.signing_key(k);
+        }
+        if let Some(k) = &spec.signing_key_fallback {
+            b = b.signing_key_fallback(k);
+        }
+        if let Some(t) = spec.shutdown_timeout {
+            b = b.shutdown_timeout(t);
+        }
+        b
+    }};
+}
+
 /// Instantiate every scenario as a `#[test]` for one adapter type.
 #[macro_export]
 macro_rules! contract_suite {

@@ -30,21 +30,7 @@ struct AsyncWorker {
 }
 
 fn builder(spec: &mut Spec) -> Builder {
-    let mut b = Worker::builder(spec.app.clone())
-        .api_base_url(spec.api_url.clone())
-        .instance_id(spec.instance_id.clone())
-        .dev(spec.signing_key.is_none())
-        .handle_signals(spec.handle_signals)
-        .seed(42);
-    if let Some(k) = &spec.signing_key {
-        b = b.signing_key(k);
-    }
-    if let Some(t) = spec.shutdown_timeout {
-        b = b.shutdown_timeout(t);
-    }
-    if let Some(k) = &spec.signing_key_fallback {
-        b = b.signing_key_fallback(k);
-    }
+    let mut b = crate::apply_spec!(Worker::builder(spec.app.clone()), spec);
     for (f, body) in spec.functions.drain(..) {
         b = b.function(f, move |ctx| {
             let body = body.clone();

@@ -11,22 +11,7 @@ use crate::{Adapter, Running, Spec};
 pub struct Blocking;
 
 fn builder(spec: Spec) -> Builder {
-    let mut b = Worker::builder(spec.app)
-        .api_base_url(spec.api_url)
-        .instance_id(spec.instance_id)
-        .dev(spec.signing_key.is_none())
-        .handle_signals(spec.handle_signals)
-        .seed(42)
-        .threads(spec.handler_threads);
-    if let Some(k) = &spec.signing_key {
-        b = b.signing_key(k);
-    }
-    if let Some(t) = spec.shutdown_timeout {
-        b = b.shutdown_timeout(t);
-    }
-    if let Some(k) = &spec.signing_key_fallback {
-        b = b.signing_key_fallback(k);
-    }
+    let mut b = crate::apply_spec!(Worker::builder(spec.app.clone()), spec).threads(spec.handler_threads);
     for (f, body) in spec.functions {
         b = b.function(f, move |ctx| body(ctx));
     }
