@@ -416,10 +416,16 @@ impl<H> Session<H> {
                 Output::Event(event) => {
                     let shutting_down = self.shutdown_requested.load(Ordering::Acquire);
                     if event == Event::StateChanged(ConnectionState::Reconnecting) && !shutting_down {
-                        // Visible without DEBUG logs. A gateway drain passes through
-                        // RECONNECTING too, so the last error may be an older one.
-                        let last_error = machine.last_error().unwrap_or("none");
-                        tracing::info!(last_error, "reconnecting");
+                        // Visible without DEBUG logs; the machine's last error says why
+                        // (a lost connection, a failed attempt, or a gateway drain).
+                        let reason = machine.last_error().unwrap_or("unknown");
+                        tracing::info!(reason, "reconnecting");
+                    }
+                    if matches!(event, Event::Ready { .. }) && machine.using_fallback_key() {
+                        tracing::warn!(
+                            "connected with the fallback signing key: the primary key was refused (finish the \
+                             rotation: make the new key INNGEST_SIGNING_KEY)"
+                        );
                     }
                     if shutting_down && event == Event::StateChanged(ConnectionState::Closing) {
                         let replies = machine.unacked_replies();

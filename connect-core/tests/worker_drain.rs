@@ -17,6 +17,7 @@ fn drain_connects_a_replacement_before_closing_the_old_connection() {
     sim.send(old, Message::GatewayClosing);
     assert_eq!(sim.start_bodies.last().map(|b| b.exclude_gateways.clone()), Some(vec!["gw-1".to_owned()]));
     assert_eq!(sim.state(), ConnectionState::Reconnecting);
+    assert_eq!(sim.w.last_error(), Some("the gateway is draining this connection (GATEWAY_CLOSING)"));
     assert!(sim.closes().is_empty(), "old connection kept until the replacement is up");
     let new = *sim.open.last().expect("replacement dialed");
     sim.send(new, Message::GatewayConnectionReady(sim.script.ready.clone()));

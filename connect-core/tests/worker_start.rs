@@ -149,9 +149,11 @@ fn fallback_key_that_works_is_kept_for_later_start_calls() {
     c.signing_key = Some(key("aa"));
     c.signing_key_fallback = Some(key("bb"));
     let mut sim = Sim::scripted(origin(), c, Script { start_status: None, ..Script::default() });
+    assert!(!sim.w.using_fallback_key());
     let (id, req) = sim.pending_http.pop_front().expect("start");
     sim.answer_http(id, &req, 401);
     sim.pump();
+    assert!(sim.w.using_fallback_key(), "the rotation is visible, for the adapter's log");
     sim.script.start_status = Some(200);
     let (id, req) = sim.pending_http.pop_front().expect("second start");
     sim.answer_http(id, &req, 200);

@@ -254,6 +254,12 @@ impl Worker {
         self.writable()
     }
 
+    /// Whether the start calls now use the fallback signing key (the primary
+    /// was refused: a key rotation in progress, for logs).
+    pub fn using_fallback_key(&self) -> bool {
+        self.keys().len() == 2 && self.key_index % 2 == 1
+    }
+
     /// Why the last connection attempt failed or the last connection was lost (for logs).
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
@@ -774,6 +780,8 @@ impl Worker {
         }
         let until = self.now + self.cfg.timeouts.drain_replacement;
         self.draining = Some((old, until));
+        // Why the state is RECONNECTING now (for logs): not an older failure.
+        self.last_error = Some("the gateway is draining this connection (GATEWAY_CLOSING)".to_owned());
         self.refresh_state();
         self.start_attempt();
     }
