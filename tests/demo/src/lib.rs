@@ -248,9 +248,14 @@ impl Demo {
             }
         }
         dev.shutdown();
-        if unhealthy > 0 || conns.len() > 1 {
+        let dropped = conns
+            .iter()
+            .filter(|c| c.disconnect_reason.as_deref() == Some("CONSECUTIVE_HEARTBEATS_MISSED"))
+            .count();
+        if unhealthy > 0 || conns.len() > 1 || dropped > 0 {
             println!(
-                "the gateway marked the worker unhealthy {unhealthy} times; connections used: {}",
+                "connections used: {}; dropped by the gateway for missed heartbeats: {dropped}; found stale by the \
+                 router while routing a run: {unhealthy}",
                 conns.len()
             );
         }
