@@ -25,7 +25,7 @@ pub const DEV_API: &str = "http://127.0.0.1:8288";
 pub enum BuildError {
     #[error("{var}: {source}")]
     BadKey { var: &'static str, source: KeyError },
-    #[error("{var} is not a number: {value:?}")]
+    #[error("{var} is {value:?}: expected a whole number, 0 or more")]
     BadNumber { var: &'static str, value: String },
     #[error("no signing key: set INNGEST_SIGNING_KEY (or INNGEST_DEV=1 for a local dev server)")]
     MissingKey,

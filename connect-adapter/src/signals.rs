@@ -33,9 +33,9 @@ pub fn on_shutdown_signal(on_signal: impl FnOnce() + Send + 'static) -> std::io:
                     let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
                     match first.take() {
                         Some(on_signal) => {
-                            tracing::info!(
-                                "{name} received: shutting down gracefully (press Ctrl-C again to quit at once)"
-                            );
+                            let hint =
+                                if signal == SIGINT { " (press Ctrl-C again to quit at once)" } else { "" };
+                            tracing::info!("{name} received: shutting down gracefully{hint}");
                             on_signal();
                         }
                         None if signal == SIGINT => {

@@ -34,7 +34,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         })
         .connect()
         .await?;
-    worker.ready().await?; // first ACTIVE connection
+    // `worker.ready().await` would wait for the first ACTIVE connection (an error if the worker
+    // closes first, e.g. Ctrl-C while the gateway is unreachable); this worker just serves:
     worker.closed().await?; // runs until SIGINT/SIGTERM, then shuts down gracefully
     Ok(())
 }

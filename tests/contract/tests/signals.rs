@@ -192,6 +192,7 @@ fn sigterm_shuts_the_worker_down_gracefully<A: Adapter>() {
     let (status, out, dev) = in_child::<A>(Case::Sigterm);
     assert!(status.success(), "{status:?}\n{out}");
     assert!(out.contains("SIGTERM received: shutting down gracefully"), "{out}");
+    assert!(!out.contains("press Ctrl-C again"), "the Ctrl-C hint is for SIGINT only: {out}");
     assert!(out.contains("shutting down: nothing in flight, closing"), "{out}");
     assert!(out.contains(CLOSED), "{out}");
     // The process exited right after `closed()` returned: the close frame was
