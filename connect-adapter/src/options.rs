@@ -124,14 +124,13 @@ impl WorkerOptions {
                 "1" | "true" => self.dev = Some(true),
                 _ => {
                     let url = v.trim();
-                    check_url("INNGEST_DEV", url, &["http", "https"]).map_err(|e| match e {
-                        BuildError::BadUrl { setting, value, .. } => BuildError::BadUrl {
-                            setting,
-                            value,
+                    if parse_url(url, UrlKind::Http).is_err() {
+                        return Err(BuildError::BadUrl {
+                            setting: "INNGEST_DEV",
+                            value: url.to_owned(),
                             why: "expected 1, 0, true, false or the dev server's http(s) URL",
-                        },
-                        e => e,
-                    })?;
+                        });
+                    }
                     self.dev = Some(true);
                     if self.api_base_url.is_none() {
                         self.api_base_url = Some(url.trim_end_matches('/').to_owned());
@@ -166,16 +165,15 @@ impl WorkerOptions {
         if functions.is_empty() {
             return Err(BuildError::NoFunctions);
         }
+        let bad = |setting, url: &String, why| BuildError::BadUrl { setting, value: url.clone(), why };
         if let Some(url) = &self.api_base_url {
-            check_url(
-                "the API base URL (api_base_url, INNGEST_API_BASE_URL, INNGEST_BASE_URL)",
-                url,
-                &["http", "https"],
-            )?;
+            const SETTING: &str = "the API base URL (api_base_url, INNGEST_API_BASE_URL, INNGEST_BASE_URL)";
+            parse_url(url, UrlKind::Http).map_err(|why| bad(SETTING, url, why))?;
         }
         if let Some(url) = &self.gateway_url {
-            check_url("the gateway URL (gateway_url, INNGEST_CONNECT_GATEWAY_URL)", url, &["ws", "wss"])?;
-            if url.parse::<Uri>().is_ok_and(|u| matches!(u.path(), "" | "/")) {
+            const SETTING: &str = "the gateway URL (gateway_url, INNGEST_CONNECT_GATEWAY_URL)";
+            let uri = parse_url(url, UrlKind::WebSocket).map_err(|why| bad(SETTING, url, why))?;
+            if matches!(uri.path(), "" | "/") {
                 tracing::warn!(
                     url = %url,
                     "the gateway URL has no path: Inngest's gateways (and connect-dev) serve /v0/connect"
@@ -210,19 +208,27 @@ impl WorkerOptions {
     }
 }
 
-/// `url` parses, has one of `schemes` and a host.
-fn check_url(setting: &'static str, url: &str, schemes: &[&str]) -> Result<(), BuildError> {
-    let bad = |why| Err(BuildError::BadUrl { setting, value: url.to_owned(), why });
-    let Ok(uri) = url.parse::<Uri>() else { return bad("not a URL") };
-    match uri.scheme_str() {
-        Some(s) if schemes.contains(&s) => {}
-        _ if schemes == ["ws", "wss"] => return bad("the scheme must be ws:// or wss://"),
-        _ => return bad("the scheme must be http:// or https://"),
+/// What a URL setting is for: the start and flush calls, or the gateway socket.
+#[derive(Clone, Copy)]
+enum UrlKind {
+    Http,
+    WebSocket,
+}
+
+/// `url` parsed, or why it could never work as a URL of this kind.
+fn parse_url(url: &str, kind: UrlKind) -> Result<Uri, &'static str> {
+    let uri: Uri = url.parse().map_err(|_| "not a URL")?;
+    let (schemes, rule) = match kind {
+        UrlKind::Http => (["http", "https"], "the scheme must be http:// or https://"),
+        UrlKind::WebSocket => (["ws", "wss"], "the scheme must be ws:// or wss://"),
+    };
+    if !uri.scheme_str().is_some_and(|s| schemes.contains(&s)) {
+        return Err(rule);
     }
     if uri.host().is_none_or(str::is_empty) {
-        return bad("no host");
+        return Err("no host");
     }
-    Ok(())
+    Ok(uri)
 }
 
 /// The host name, as the Inngest SDKs use for the instance id.
